@@ -1,0 +1,38 @@
+{
+  # node-gyp build of the addon (what `npm install` runs when no prebuilt binary matches).
+  # CMakeLists.txt builds the same sources with cmake-js and adds the CUDA backend.
+  "variables": {
+    # x86-64-v4 = AVX-512 (F, BW, DQ, VL, CD). Set RREC_MARCH=native or x86-64-v3 to change it.
+    "rrec_march%": "<!(node -p \"process.env.RREC_MARCH || 'native'\")"
+  },
+  "targets": [
+    {
+      "target_name": "rrec_emotion",
+      "sources": [
+        "native/addon/addon.cc",
+        "native/core/features.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native/include"
+      ],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "RREC_VERSION=\"0.1.0\""],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=<(rrec_march)", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread"],
+      "conditions": [
+        ["OS=='mac'", {
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "OTHER_CPLUSPLUSFLAGS": ["-O3"]
+          }
+        }],
+        ["OS=='win'", {
+          "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] } }
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,90 @@
+/**
+ * The one place that loads the compiled addon and types its whole surface.
+ *
+ * Resolution follows node-gyp-build: `prebuilds/<platform>-<arch>/*.node` (prebuildify layout)
+ * first, then `build/Release/rrec_emotion.node` from a source build. A missing binary fails with a
+ * message that says where we looked and how to build it.
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What this build of the native core can do. */
+export interface NativeFeatures {
+  /** Version of the native core, e.g. "0.1.0". */
+  version: string;
+  /** Widest SIMD the binary was compiled for: "avx512" | "avx2" | "sse2" | "none". */
+  compiledSimd: string;
+  /** Widest SIMD the running CPU supports. */
+  cpuSimd: string;
+  /** Whether the CPU has AVX512_BF16 (used by the bf16 kernels). */
+  avx512bf16: boolean;
+  /** Whether the CUDA backend was compiled in (CMake build with nvcc). */
+  cudaCompiled: boolean;
+  /** Worker threads the CPU backend uses (env RREC_NUM_THREADS, else the hardware count). */
+  threads: number;
+  /** Hardware threads reported by the OS. */
+  hardwareThreads: number;
+}
+
+/** The addon's exports, typed in one place. Grows with each native feature. */
+export interface NativeAddon {
+  features(): NativeFeatures;
+}
+
+/** Raised when the compiled addon cannot be found or loaded. */
+export class NativeLoadError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NativeLoadError';
+  }
+}
+
+const require = createRequire(import.meta.url);
+
+/** The folder holding this package's package.json (works from src/ under tests and from dist/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'rrec-emotion') return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep walking up
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new NativeLoadError(`rrec-emotion: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads (once) and returns the native addon. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const override = process.env.RREC_NATIVE_BINARY;
+  try {
+    if (override) {
+      cached = require(override) as NativeAddon;
+    } else {
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+      cached = nodeGypBuild(root) as NativeAddon;
+    }
+  } catch (err) {
+    const looked = override
+      ? override
+      : `${join(root, 'prebuilds', `${process.platform}-${process.arch}`)}/*.node and ${join(root, 'build', 'Release', 'rrec_emotion.node')}`;
+    throw new NativeLoadError(
+      `rrec-emotion: the native addon could not be loaded (looked for ${looked}).\n` +
+        `Build it from source with \`npm run build:native\` (needs python3, make and a C++17 compiler), ` +
+        `or reinstall with \`npm install\`.\nCause: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+  return cached;
+}
