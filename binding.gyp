@@ -10,17 +10,30 @@
       "target_name": "rrec_emotion",
       "sources": [
         "native/addon/addon.cc",
-        "native/core/features.cc"
+        "native/addon/model_addon.cc",
+        "native/core/adamw.cc",
+        "native/core/adapter.cc",
+        "native/core/config.cc",
+        "native/core/features.cc",
+        "native/core/json.cc",
+        "native/core/model_forward.cc",
+        "native/core/model_load.cc",
+        "native/core/safetensors.cc",
+        "native/cpu/attention.cc",
+        "native/cpu/elementwise.cc",
+        "native/cpu/matmul.cc",
+        "native/cpu/norm_rope.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/include"
+        "native/include",
+        "native"
       ],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "RREC_VERSION=\"0.1.0\""],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=<(rrec_march)", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "ldflags": ["-pthread"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=<(rrec_march)", "-fno-math-errno", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-pthread", "-fopenmp"],
       "conditions": [
         ["OS=='mac'", {
           "xcode_settings": {

@@ -28,9 +28,94 @@ export interface NativeFeatures {
   hardwareThreads: number;
 }
 
+/** Float arrays the addon returns: Float32Array for float32 models, Float64Array for float64 ones. */
+export type NativeFloats = Float32Array | Float64Array;
+
+/** A packed ragged batch (see src/model/batch.ts). */
+export interface NativeBatch {
+  tokens: Int32Array;
+  seqOffsets: Int32Array;
+  positions?: Int32Array;
+  targetRows: Int32Array;
+  targetTokens: Int32Array;
+}
+
+export interface NativeModelConfig {
+  architecture: 'llama' | 'qwen2' | 'gemma2';
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  maxPositions: number;
+  tiedEmbeddings: boolean;
+  slidingWindow: number;
+  attnSoftcap: number;
+  finalSoftcap: number;
+  dtype: 'float32' | 'float64';
+  fullFinetune: boolean;
+}
+
+export interface NativeParamInfo {
+  name: string;
+  shape: number[];
+}
+
+export interface NativeAdapterHandle {
+  params(): NativeParamInfo[];
+  getParam(name: string): NativeFloats;
+  setParam(name: string, values: NativeFloats): void;
+  getGrad(name: string): NativeFloats;
+  zeroGrad(): void;
+  scale(): number;
+}
+
+export interface NativeForwardPassHandle {
+  logp(): NativeFloats;
+  entropy(): NativeFloats | null;
+  canBackward(): boolean;
+  backward(dlogp: NativeFloats): Promise<void>;
+  release(): void;
+}
+
+export interface NativeOptimizerState {
+  step: number;
+  m: NativeFloats[];
+  v: NativeFloats[];
+}
+
+export interface NativeOptimizerHandle {
+  step(h: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): Promise<number>;
+  gradNorm(): number;
+  steps(): number;
+  getState(): NativeOptimizerState;
+  setState(state: NativeOptimizerState): void;
+}
+
+export interface NativeModelHandle {
+  config(): NativeModelConfig;
+  createAdapter(cfg: { rank?: number; alpha?: number; dropout?: number; rslora?: boolean; targets?: string[]; seed?: number }): NativeAdapterHandle;
+  forward(
+    batch: NativeBatch,
+    adapter: NativeAdapterHandle | null,
+    opts: { entropy?: boolean; keepForBackward?: boolean; loraDropout?: boolean; dropoutSeed?: number },
+  ): Promise<NativeForwardPassHandle>;
+  params(): NativeParamInfo[];
+  getParam(name: string): NativeFloats;
+  setParam(name: string, values: NativeFloats): void;
+  getGrad(name: string): NativeFloats;
+  zeroGrad(): void;
+  createOptimizer(adapter: NativeAdapterHandle | null): NativeOptimizerHandle;
+  busy(): boolean;
+  free(): void;
+}
+
 /** The addon's exports, typed in one place. Grows with each native feature. */
 export interface NativeAddon {
   features(): NativeFeatures;
+  loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean }): Promise<NativeModelHandle>;
 }
 
 /** Raised when the compiled addon cannot be found or loaded. */

@@ -4,6 +4,10 @@
 
 #include "rrec/features.h"
 
+namespace rrec::addon {
+void InitModel(Napi::Env env, Napi::Object exports);
+}
+
 namespace {
 
 Napi::Value Features(const Napi::CallbackInfo& info) {
@@ -22,6 +26,7 @@ Napi::Value Features(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("features", Napi::Function::New(env, Features, "features"));
+  rrec::addon::InitModel(env, exports);
   return exports;
 }
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/**
+ * `rrec-emotion <command> [flags]`: the command-line entry point. Each command lives in its own
+ * file under src/cli/ and returns an exit code; this file only dispatches.
+ */
+import { CliUsageError } from './args.js';
+import { runInfo } from './info.js';
+import { runPreprocess } from './preprocess.js';
+
+type Command = { run: (argv: string[]) => Promise<number>; help: string };
+
+const commands: Record<string, Command> = {
+  preprocess: { run: runPreprocess, help: 'CSV splits -> Arrow dataset (Hugging Face save_to_disk layout)' },
+  info: { run: runInfo, help: 'what the native addon was built with and what this CPU offers' },
+};
+
+function usage(): string {
+  const lines = ['Usage: rrec-emotion <command> [flags]', '', 'Commands:'];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.help}`);
+  lines.push('', 'Run `rrec-emotion <command> --help` for the flags of a command.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 1 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`rrec-emotion: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof CliUsageError) {
+      console.error(`rrec-emotion ${name}: ${err.message}\nRun \`rrec-emotion ${name} --help\` for the flags.`);
+      return 2;
+    }
+    console.error(`rrec-emotion ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,21 @@
+/**
+ * rrec-emotion: GRPO training of language models that reason, then classify emotions.
+ *
+ * The public API, one module per concept: datasets (CSV -> Arrow), tokenizer + chat template,
+ * prompter, reward parsing, GRPO math, and the native differentiable model.
+ */
+export * from './data/index.js';
+export * from './tokenizer/index.js';
+export * from './prompt/index.js';
+export * from './reward/index.js';
+export * from './grpo/index.js';
+export * from './model/index.js';
+export { loadNative, NativeLoadError, type NativeFeatures, type NativeModelConfig } from './native.js';
+
+import { loadNative } from './native.js';
+import type { NativeFeatures } from './native.js';
+
+/** What the native addon was built with and what this CPU offers. */
+export function nativeFeatures(): NativeFeatures {
+  return loadNative().features();
+}

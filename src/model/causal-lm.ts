@@ -1,0 +1,204 @@
+/**
+ * CausalLM: a Hugging Face model folder loaded into the native addon, with LoRA adapters, the
+ * differentiable forward (per-token log-probs of chosen targets) and its backward, and AdamW.
+ * Every long call returns a Promise and runs off the JS thread.
+ */
+import { loadNative, type NativeAdapterHandle, type NativeBatch, type NativeFloats, type NativeForwardPassHandle, type NativeModelConfig, type NativeModelHandle, type NativeOptimizerHandle, type NativeOptimizerState, type NativeParamInfo } from '../native.js';
+
+export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+export const ALL_LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+export interface LoadOptions {
+  /** Compute type: float32 (weights may stay bf16 as stored) or float64 (tests, finite differences). */
+  dtype?: 'float32' | 'float64';
+  /** Train every weight instead of an adapter (copies weights into trainable fp32/fp64 buffers). */
+  fullFinetune?: boolean;
+}
+
+export interface LoraOptions {
+  /** Rank r of A [r, in] and B [out, r]. Default 8. */
+  rank?: number;
+  /** Scale numerator: the update is (alpha / r) B A x. Default 16. */
+  alpha?: number;
+  /** Dropout on the adapter's input during training passes. Default 0. */
+  dropout?: number;
+  /** Scale alpha / sqrt(r) instead of alpha / r. Default false. */
+  rslora?: boolean;
+  /** Modules to adapt. Default all seven. */
+  targets?: readonly LoraTarget[];
+  /** Seed of A's kaiming-uniform initialisation. Default 0. */
+  seed?: number;
+}
+
+export interface ForwardOptions {
+  /** The adapter to apply; null or absent runs the base model (GRPO's reference). */
+  adapter?: LoraAdapter | null;
+  /** Also compute each target row's entropy (nats). */
+  entropy?: boolean;
+  /** Keep activations so backward() can run. Default true. */
+  keepForBackward?: boolean;
+  /** Apply the adapter's dropout (training passes). Default false. */
+  loraDropout?: boolean;
+  /** Dropout masks are a pure function of this seed. */
+  dropoutSeed?: number;
+}
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Clip the global gradient norm to this (<= 0 or absent: no clipping). */
+  maxGradNorm?: number;
+}
+
+export class ForwardResult {
+  /** log p(target | prefix) for each target, in batch order. */
+  readonly logp: NativeFloats;
+  /** Entropy of each target row's distribution, when asked for. */
+  readonly entropy: NativeFloats | null;
+  constructor(private readonly pass: NativeForwardPassHandle) {
+    this.logp = pass.logp();
+    this.entropy = pass.entropy();
+  }
+  /** Accumulates d(loss)/d(params) given d(loss)/d(logp) (one value per target). Frees the activations. */
+  async backward(dlogp: NativeFloats): Promise<void> {
+    if (dlogp.length !== this.logp.length)
+      throw new RangeError(`backward: got ${dlogp.length} gradients for ${this.logp.length} targets`);
+    await this.pass.backward(dlogp);
+  }
+  get canBackward(): boolean {
+    return this.pass.canBackward();
+  }
+  /** Frees the activations without a backward. */
+  release(): void {
+    this.pass.release();
+  }
+}
+
+/** Trainable tensors shared by adapters and fully fine-tuned models. */
+interface ParamHolder {
+  params(): NativeParamInfo[];
+  getParam(name: string): NativeFloats;
+  setParam(name: string, values: NativeFloats): void;
+  getGrad(name: string): NativeFloats;
+  zeroGrad(): void;
+}
+
+export class LoraAdapter {
+  /** @internal */
+  constructor(readonly handle: NativeAdapterHandle, readonly options: Required<Omit<LoraOptions, 'targets'>> & { targets: LoraTarget[] }) {}
+  /** alpha / r (or alpha / sqrt(r) with rsLoRA). */
+  get scale(): number {
+    return this.handle.scale();
+  }
+  /** Tensors in PEFT's names, e.g. base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight. */
+  params(): NativeParamInfo[] {
+    return this.handle.params();
+  }
+  getParam(name: string): NativeFloats {
+    return this.handle.getParam(name);
+  }
+  setParam(name: string, values: NativeFloats): void {
+    this.handle.setParam(name, values);
+  }
+  getGrad(name: string): NativeFloats {
+    return this.handle.getGrad(name);
+  }
+  zeroGrad(): void {
+    this.handle.zeroGrad();
+  }
+}
+
+export class AdamW {
+  /** @internal */
+  constructor(private readonly handle: NativeOptimizerHandle) {}
+  /** Clips (optionally) and applies one AdamW update; resolves to the global grad norm before clipping. */
+  step(opts: AdamWOptions): Promise<number> {
+    return this.handle.step(opts);
+  }
+  /** Global L2 norm of the current gradients. */
+  gradNorm(): number {
+    return this.handle.gradNorm();
+  }
+  /** Number of steps taken (AdamW's t). */
+  get steps(): number {
+    return this.handle.steps();
+  }
+  /** Moments and step count, for exact checkpoint/resume. */
+  getState(): NativeOptimizerState {
+    return this.handle.getState();
+  }
+  setState(state: NativeOptimizerState): void {
+    this.handle.setState(state);
+  }
+}
+
+export class CausalLM implements ParamHolder {
+  private constructor(private readonly handle: NativeModelHandle, readonly dir: string) {}
+
+  /** Loads config.json + model.safetensors (or a sharded index) from a Hugging Face model folder. */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
+    const native = loadNative();
+    const handle = await native.loadModel(dir, { dtype: opts.dtype ?? 'float32', fullFinetune: opts.fullFinetune ?? false });
+    return new CausalLM(handle, dir);
+  }
+
+  get config(): NativeModelConfig {
+    return this.handle.config();
+  }
+
+  createLora(opts: LoraOptions = {}): LoraAdapter {
+    const full = {
+      rank: opts.rank ?? 8,
+      alpha: opts.alpha ?? 16,
+      dropout: opts.dropout ?? 0,
+      rslora: opts.rslora ?? false,
+      targets: [...(opts.targets ?? ALL_LORA_TARGETS)],
+      seed: opts.seed ?? 0,
+    };
+    return new LoraAdapter(this.handle.createAdapter(full), full);
+  }
+
+  async forward(batch: NativeBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    const pass = await this.handle.forward(
+      { tokens: batch.tokens, seqOffsets: batch.seqOffsets, positions: batch.positions, targetRows: batch.targetRows, targetTokens: batch.targetTokens },
+      opts.adapter ? opts.adapter.handle : null,
+      { entropy: opts.entropy ?? false, keepForBackward: opts.keepForBackward ?? true, loraDropout: opts.loraDropout ?? false, dropoutSeed: opts.dropoutSeed ?? 0 },
+    );
+    return new ForwardResult(pass);
+  }
+
+  /** AdamW over the adapter's tensors, or over every weight of a model loaded with fullFinetune. */
+  createOptimizer(adapter?: LoraAdapter): AdamW {
+    return new AdamW(this.handle.createOptimizer(adapter ? adapter.handle : null));
+  }
+
+  /** Trainable weights (full fine-tune mode only), HF names. */
+  params(): NativeParamInfo[] {
+    return this.handle.params();
+  }
+  getParam(name: string): NativeFloats {
+    return this.handle.getParam(name);
+  }
+  setParam(name: string, values: NativeFloats): void {
+    this.handle.setParam(name, values);
+  }
+  getGrad(name: string): NativeFloats {
+    return this.handle.getGrad(name);
+  }
+  zeroGrad(): void {
+    this.handle.zeroGrad();
+  }
+  get busy(): boolean {
+    return this.handle.busy();
+  }
+  /** Releases the weights; refused while a call is running. */
+  free(): void {
+    this.handle.free();
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.free();
+  }
+}
