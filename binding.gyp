@@ -8,21 +8,9 @@
   "targets": [
     {
       "target_name": "rrec_emotion",
+      # every .cc under native/core, native/cpu and native/addon (CMakeLists.txt globs the same)
       "sources": [
-        "native/addon/addon.cc",
-        "native/addon/model_addon.cc",
-        "native/core/adamw.cc",
-        "native/core/adapter.cc",
-        "native/core/config.cc",
-        "native/core/features.cc",
-        "native/core/json.cc",
-        "native/core/model_forward.cc",
-        "native/core/model_load.cc",
-        "native/core/safetensors.cc",
-        "native/cpu/attention.cc",
-        "native/cpu/elementwise.cc",
-        "native/cpu/matmul.cc",
-        "native/cpu/norm_rope.cc"
+        "<!@(node -p \"['core','cpu','addon'].flatMap(d => require('fs').readdirSync('native/' + d).filter(f => f.endsWith('.cc')).sort().map(f => 'native/' + d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
