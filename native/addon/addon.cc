@@ -2,6 +2,10 @@
 // Exposes the native core to src/native.ts, which types every export.
 #include <napi.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "rrec/features.h"
 
 namespace rrec::addon {
@@ -24,7 +28,19 @@ Napi::Value Features(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Activations are large, short-lived buffers. glibc serves allocations above its mmap threshold
+// with fresh mappings, and first-touching fresh pages costs ~11 us per 4 KiB page on these
+// machines (shared/docs/machine-limits.md), more than the math on them. Raising the thresholds
+// keeps freed activation memory in the heap for the next pass instead of returning it to the OS.
+void keepFreedMemory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum (HEAP_MAX_SIZE / 2 on 64-bit)
+  mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  keepFreedMemory();
   exports.Set("features", Napi::Function::New(env, Features, "features"));
   rrec::addon::InitModel(env, exports);
   return exports;
