@@ -10,6 +10,9 @@ export * from './prompt/index.js';
 export * from './reward/index.js';
 export * from './grpo/index.js';
 export * from './model/index.js';
+export * from './engine/index.js';
+export * from './train/index.js';
+export * from './eval/index.js';
 export { loadNative, NativeLoadError, type NativeFeatures, type NativeModelConfig } from './native.js';
 
 import { loadNative } from './native.js';

@@ -112,10 +112,88 @@ export interface NativeModelHandle {
   free(): void;
 }
 
+/** Sampling parameters of one engine request, as native/include/rrec/engine.h reads them. */
+export interface NativeSamplingParams {
+  n?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  presencePenalty?: number;
+  seed?: number;
+  maxTokens?: number;
+  stopTokenIds?: Int32Array;
+  stop?: string[];
+  answerLabels?: string[];
+  answerOpen?: string;
+  answerClose?: string;
+}
+
+export interface NativeEngineRequest extends NativeSamplingParams {
+  prompt: Int32Array;
+}
+
+/** Tokens sampled in one engine step (or ended by abort), one entry per event. */
+export interface NativeStepEvents {
+  request: Int32Array;
+  sample: Int32Array;
+  /** -1 for an event that only reports a finish (abort). */
+  token: Int32Array;
+  logprob: Float32Array;
+  /** 0 running, 1 stop, 2 length, 3 abort. */
+  finish: Uint8Array;
+  /** Whether the session still has unfinished sequences. */
+  active: boolean;
+}
+
+export interface NativeEngineStats {
+  steps: number;
+  prefillTokens: number;
+  decodeTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  decodeOnlyTokens: number;
+  preemptions: number;
+  peakBlocks: number;
+  /** Blocks in use now (0 between generations). */
+  usedBlocks: number;
+  numBlocks: number;
+  blockSize: number;
+  blockBytes: number;
+}
+
+export interface NativeEngineHandle {
+  /** Opens a session; false when there was nothing to do. Throws if one is open or a request is invalid. */
+  start(requests: NativeEngineRequest[], adapter: NativeAdapterHandle | null): boolean;
+  step(): Promise<NativeStepEvents>;
+  abort(): NativeStepEvents;
+  active(): boolean;
+  stats(): NativeEngineStats;
+  resetStats(): void;
+  free(): void;
+}
+
+export interface NativeTokenBytes {
+  bytes: Uint8Array;
+  offsets: Int32Array;
+}
+
 /** The addon's exports, typed in one place. Grows with each native feature. */
 export interface NativeAddon {
   features(): NativeFeatures;
   loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean }): Promise<NativeModelHandle>;
+  createEngine(
+    model: NativeModelHandle,
+    opts: { kvBudgetBytes?: number; kvMemoryFraction?: number; blockSize?: number; maxBatchTokens?: number; maxRunning?: number; prefixSharing?: boolean },
+    tokenBytes: NativeTokenBytes | null,
+  ): NativeEngineHandle;
+  /** Test-only: `count` draws of the engine's sampler from given logits (draw i uses token index startIndex + i). */
+  _sampleFromLogits(
+    logits: Float32Array | Float64Array,
+    params: NativeSamplingParams,
+    opts: { count?: number; sample?: number; startIndex?: number; history?: Int32Array; promptLen?: number; allowed?: Uint8Array },
+  ): Int32Array;
 }
 
 /** Raised when the compiled addon cannot be found or loaded. */

@@ -10,6 +10,8 @@
 
 namespace rrec::addon {
 void InitModel(Napi::Env env, Napi::Object exports);
+void InitKernels(Napi::Env env, Napi::Object exports);  // test-only kernel exports (kernels_addon.cc)
+void InitEngine(Napi::Env env, Napi::Object exports);
 }
 
 namespace {
@@ -43,6 +45,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keepFreedMemory();
   exports.Set("features", Napi::Function::New(env, Features, "features"));
   rrec::addon::InitModel(env, exports);
+  rrec::addon::InitKernels(env, exports);
+  rrec::addon::InitEngine(env, exports);  // after InitModel: it sets the constructor table
   return exports;
 }
 

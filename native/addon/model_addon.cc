@@ -12,37 +12,12 @@
 #include "rrec/adamw.h"
 #include "rrec/errors.h"
 #include "rrec/model.h"
+#include "handles.h"
 #include "worker.h"
 
 namespace rrec::addon {
 
-// The model shared by every JS object derived from it.
-struct ModelHandle {
-  std::unique_ptr<Model<float>> f;
-  std::unique_ptr<Model<double>> d;
-  std::atomic<int> busy{0};
-  bool freed = false;
-  std::mutex mu;
-  bool isDouble() const { return d != nullptr; }
-  const ModelConfig& config() const { return d ? d->config() : f->config(); }
-  void check(Napi::Env env) const {
-    if (freed) throw Napi::Error::New(env, "this model was freed; load it again");
-  }
-};
-
-struct Ctors {
-  Napi::FunctionReference model, adapter, pass, optimizer;
-};
-
 namespace {
-
-Ctors& ctors(Napi::Env env) { return *env.GetInstanceData<Ctors>(); }
-
-// Holds the busy count for the life of an async call.
-struct BusyGuard {
-  std::shared_ptr<ModelHandle> h;
-  explicit BusyGuard(std::shared_ptr<ModelHandle> handle) : h(std::move(handle)) { h->busy++; }
-};
 
 template <typename T>
 Param<T>* findParam(std::vector<Param<T>>& ps, const std::string& name, Napi::Env env) {
@@ -553,6 +528,22 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
         return obj;
       },
       nullptr, {});
+}
+
+// Accessors for the other addon files (handles.h).
+std::shared_ptr<ModelHandle> modelHandleOf(const Napi::Value& v, const char* what) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctors(env).model.Value()))
+    throw Napi::TypeError::New(env, std::string(what) + " is not a model");
+  return NativeModel::Unwrap(v.As<Napi::Object>())->handle;
+}
+
+AdapterRef adapterOf(const Napi::Value& v, const char* what) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctors(env).adapter.Value()))
+    throw Napi::TypeError::New(env, std::string(what) + " is not an adapter");
+  NativeAdapter* a = NativeAdapter::Unwrap(v.As<Napi::Object>());
+  return {a->handle, a->f.get(), a->d.get()};
 }
 
 void InitModel(Napi::Env env, Napi::Object exports) {

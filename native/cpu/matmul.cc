@@ -1,5 +1,7 @@
 // Matrix products against stored weights W [N, K] (f32/bf16/f16 for float compute, f64 for double).
-// Forward is parallel over blocks of output features, each block of W converted to T once and
+// matmul_* dispatch to the AVX-512 kernels (matmul_avx512.cc) for float when this binary has them,
+// else to the portable blocked loops below (any CPU, and T = double for finite-difference tests).
+// Portable forward is parallel over blocks of output features, each block of W converted to T once and
 // reused for every input row; backward-input is parallel over input columns, backward-weight over
 // output features, so no two threads write the same element.
 #include <algorithm>
@@ -7,7 +9,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "ops.h"
+#include "matmul_kernels.h"
 
 namespace rrec::cpu {
 
@@ -66,13 +68,15 @@ inline T dot(const T* a, const T* b, int K) {
 }  // namespace
 
 template <typename T>
-void matmul_forward(T* out, const T* inp, const Mat& w, const T* bias, int M, bool accumulate) {
+void matmul_forward_generic(T* out, const T* inp, const Mat& w, const T* bias, int M, bool accumulate) {
   const int N = w.rows, K = w.cols;
   constexpr int NB = 32;  // weight rows converted and kept hot per task
   const int blocks = (N + NB - 1) / NB;
 #pragma omp parallel
   {
-    std::vector<T> wbuf(static_cast<size_t>(NB) * K);
+    // thread-local and only growing: fresh pages are slow to fault in (docs/machine-limits.md)
+    static thread_local std::vector<T> wbuf;
+    if (!mat_is_t<T>(w) && wbuf.size() < static_cast<size_t>(NB) * K) wbuf.resize(static_cast<size_t>(NB) * K);
 #pragma omp for schedule(dynamic, 1)
     for (int b = 0; b < blocks; b++) {
       const int n0 = b * NB, nb = std::min(NB, N - n0);
@@ -106,13 +110,13 @@ void matmul_forward(T* out, const T* inp, const Mat& w, const T* bias, int M, bo
 }
 
 template <typename T>
-void matmul_backward_input(T* dinp, const T* dout, const Mat& w, int M) {
+void matmul_backward_input_generic(T* dinp, const T* dout, const Mat& w, int M) {
   const int N = w.rows, K = w.cols;
   constexpr int KB = 256;  // input columns per task
   const int blocks = (K + KB - 1) / KB;
 #pragma omp parallel
   {
-    std::vector<T> wrow(KB);
+    static thread_local std::vector<T> wrow(KB);
 #pragma omp for schedule(dynamic, 1)
     for (int b = 0; b < blocks; b++) {
       const int k0 = b * KB, kb = std::min(KB, K - k0);
@@ -137,7 +141,7 @@ void matmul_backward_input(T* dinp, const T* dout, const Mat& w, int M) {
 }
 
 template <typename T>
-void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N) {
+void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     T* dw = dweight ? dweight + static_cast<size_t>(n) * K : nullptr;
@@ -153,6 +157,35 @@ void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, i
     if (dbias) dbias[n] += bsum;
   }
 }
+
+template <typename T>
+void matmul_forward(T* out, const T* inp, const Mat& w, const T* bias, int M, bool accumulate) {
+  if constexpr (std::is_same_v<T, float>)
+    if (matmul_forward_avx512(out, inp, w, bias, M, accumulate)) return;
+  matmul_forward_generic(out, inp, w, bias, M, accumulate);
+}
+
+template <typename T>
+void matmul_backward_input(T* dinp, const T* dout, const Mat& w, int M) {
+  if constexpr (std::is_same_v<T, float>)
+    if (matmul_backward_input_avx512(dinp, dout, w, M)) return;
+  matmul_backward_input_generic(dinp, dout, w, M);
+}
+
+template <typename T>
+void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N) {
+  if constexpr (std::is_same_v<T, float>)
+    if (matmul_backward_weight_avx512(dweight, dbias, dout, inp, M, K, N)) return;
+  matmul_backward_weight_generic(dweight, dbias, dout, inp, M, K, N);
+}
+
+#define RREC_MATMUL_INSTANTIATE(T)                                                                      \
+  template void matmul_forward_generic<T>(T*, const T*, const Mat&, const T*, int, bool);              \
+  template void matmul_backward_input_generic<T>(T*, const T*, const Mat&, int);                       \
+  template void matmul_backward_weight_generic<T>(T*, T*, const T*, const T*, int, int, int);
+RREC_MATMUL_INSTANTIATE(float)
+RREC_MATMUL_INSTANTIATE(double)
+#undef RREC_MATMUL_INSTANTIATE
 
 template const float* mat_rows<float>(const Mat&, int, int, float*);
 template const double* mat_rows<double>(const Mat&, int, int, double*);

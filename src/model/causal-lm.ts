@@ -145,6 +145,11 @@ export class CausalLM implements ParamHolder {
     return new CausalLM(handle, dir);
   }
 
+  /** @internal The native handle, for the sampling engine (src/engine). */
+  get native(): NativeModelHandle {
+    return this.handle;
+  }
+
   get config(): NativeModelConfig {
     return this.handle.config();
   }

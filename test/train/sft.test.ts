@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../../src/model/index.js';
-import { microBatches, sftCompletionText, sftStep, type SftExample } from '../../src/train/sft.js';
+import { microBatches, sftCompletionText, sftStep, type SftExample, type SftStepResult } from '../../src/train/sft.js';
 import { writeTinyModel } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rrec-sft-'));
@@ -33,8 +33,8 @@ describe('sft', () => {
 
   it('accumulating micro-batches gives the same step as one batch', async () => {
     const lm = await CausalLM.load(dir, { dtype: 'float64' });
-    const results = [];
-    const params = [];
+    const results: SftStepResult[] = [];
+    const params: (Float32Array | Float64Array)[][] = [];
     for (const budget of [1000, 10]) {
       const adapter = lm.createLora({ rank: 4, seed: 1 });
       const optimizer = lm.createOptimizer(adapter);

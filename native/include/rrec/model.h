@@ -142,6 +142,13 @@ class Model {
     T *gAttnNorm = nullptr, *gAttnPostNorm = nullptr, *gMlpNorm = nullptr, *gMlpPostNorm = nullptr;
   };
   const Layer& layer(int l) const { return layers_[l]; }
+  // Read-only views for the sampling engine (engine.cc), which runs the same layers over a paged
+  // KV cache: token embeddings [V, C], the output head [V, C] (== embedding() when tied), the final
+  // norm weight [C] and the embedding multiplier (sqrt(C) for Gemma2, else 1).
+  const cpu::Mat& embedding() const { return embed_; }
+  const cpu::Mat& lmHead() const { return lmHead_; }
+  const std::vector<T>& finalNorm() const { return finalNorm_; }
+  T embedScale() const { return embedScale_; }
 
  private:
   friend class Adapter<T>;

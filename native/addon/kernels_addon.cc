@@ -1,0 +1,274 @@
+// TEST-ONLY exports: the CPU matmul kernels (native/cpu/matmul_kernels.h) called directly on typed
+// arrays, for test/kernels/ (correctness against a float64 reference) and bench/kernels.ts
+// (GFLOP/s). Not part of the library's API: names start with an underscore and src/native.ts
+// does not type them. Synchronous on purpose (they block the JS thread while they run).
+//
+//   _matmulForward(out, inp, w, dtype, M, K, N, bias|null, accumulate, impl?, reps?)
+//   _matmulBackwardInput(dinp, dout, w, dtype, M, K, N, impl?, reps?)
+//   _matmulBackwardWeight(dweight|null, dbias|null, dout, inp, M, K, N, impl?, reps?)
+// out/inp/... are Float32Array (T = float) or Float64Array (T = double, dtype must be "F64");
+// w is a Uint8Array over the stored weight bytes [N, K] (any byteOffset: tests pass unaligned
+// views), dtype "F32" | "BF16" | "F16" | "F64". impl: "auto" (what the model uses), "generic"
+// (portable loops) or "avx512" (throws when not compiled in). reps (default 1) runs the kernel that
+// many times; every call returns the seconds the runs took (steady clock, measured here).
+//   _matmulKernelInfo() -> { avx512, threads (OpenMP), smallM, bf16Dot (on now), bf16DotCompiled }
+//   _matmulSetSmallM(m) -> previous value (forward: M below it uses the dot-product kernel)
+//   _matmulSetBf16Dot(on) -> previous value (opt-in bf16 x bf16 forward for BF16 weights, M >= smallM)
+//   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
+#include <napi.h>
+#include <omp.h>
+
+#include <chrono>
+#include <string>
+
+#include "cpu/matmul_kernels.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace rrec::addon {
+
+namespace {
+
+using cpu::Mat;
+
+enum class Impl { Auto, Generic, Avx512 };
+
+Impl implArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Impl::Auto;
+  if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\" or \"avx512\"");
+  const std::string s = info[i].As<Napi::String>().Utf8Value();
+  if (s == "auto") return Impl::Auto;
+  if (s == "generic") return Impl::Generic;
+  if (s == "avx512") {
+    if (!cpu::matmul_avx512_compiled()) throw Napi::Error::New(info.Env(), "impl \"avx512\": not compiled into this binary");
+    return Impl::Avx512;
+  }
+  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\" or \"avx512\", got \"" + s + "\"");
+}
+
+int intArg(const Napi::CallbackInfo& info, size_t i, const char* what, int min) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (v != static_cast<int>(v) || v < min)
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " must be an integer >= " + std::to_string(min) + ", got " + std::to_string(v));
+  return static_cast<int>(v);
+}
+
+int repsArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return 1;
+  return intArg(info, i, "reps", 1);
+}
+
+bool isF64(const Napi::Value& v) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
+}
+
+// A float typed array of the compute type T with at least `need` elements; null/undefined -> nullptr
+// when `optional`.
+template <typename T>
+T* floats(const Napi::Value& v, size_t need, const char* what, bool optional = false) {
+  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+  constexpr napi_typedarray_type want = sizeof(T) == 4 ? napi_float32_array : napi_float64_array;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a " + (sizeof(T) == 4 ? "Float32Array" : "Float64Array"));
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  if (t.ElementLength() < need)
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " has " + std::to_string(t.ElementLength()) + " elements, needs " +
+                                             std::to_string(need));
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+}
+
+Mat weightArg(const Napi::CallbackInfo& info, size_t iw, size_t idt, int N, int K) {
+  Napi::Env env = info.Env();
+  if (!info[idt].IsString()) throw Napi::TypeError::New(env, "dtype must be a string");
+  Mat m;
+  const std::string dt = info[idt].As<Napi::String>().Utf8Value();
+  if (!parseDType(dt, &m.dtype)) throw Napi::TypeError::New(env, "dtype must be F32, BF16, F16 or F64, got \"" + dt + "\"");
+  if (!info[iw].IsTypedArray() || info[iw].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "w must be a Uint8Array over the stored weight bytes");
+  Napi::Uint8Array w = info[iw].As<Napi::Uint8Array>();
+  const size_t need = static_cast<size_t>(N) * K * dtypeSize(m.dtype);
+  if (w.ByteLength() < need)
+    throw Napi::RangeError::New(env, "w has " + std::to_string(w.ByteLength()) + " bytes, needs " + std::to_string(need) +
+                                         " for [" + std::to_string(N) + ", " + std::to_string(K) + "] " + dt);
+  m.data = w.Data();
+  m.rows = N;
+  m.cols = K;
+  return m;
+}
+
+template <class F>
+double timed(int reps, F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; r++) f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+template <typename T>
+double forwardT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int N) {
+  Napi::Env env = info.Env();
+  T* out = floats<T>(info[0], static_cast<size_t>(M) * N, "out");
+  const T* inp = floats<T>(info[1], static_cast<size_t>(M) * K, "inp");
+  const T* bias = floats<T>(info[7], N, "bias", true);
+  if (!info[8].IsBoolean()) throw Napi::TypeError::New(env, "accumulate must be a boolean");
+  const bool acc = info[8].As<Napi::Boolean>().Value();
+  const Impl impl = implArg(info, 9);
+  const int reps = repsArg(info, 10);
+  return timed(reps, [&] {
+    if constexpr (std::is_same_v<T, float>) {
+      if (impl == Impl::Avx512) {
+        if (!cpu::matmul_forward_avx512(out, inp, w, bias, M, acc)) throw Napi::Error::New(env, "avx512 forward: unsupported dtype");
+        return;
+      }
+    }
+    if (impl == Impl::Generic) cpu::matmul_forward_generic<T>(out, inp, w, bias, M, acc);
+    else cpu::matmul_forward<T>(out, inp, w, bias, M, acc);
+  });
+}
+
+Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
+  const int M = intArg(info, 4, "M", 0), K = intArg(info, 5, "K", 0), N = intArg(info, 6, "N", 0);
+  const Mat w = weightArg(info, 2, 3, N, K);
+  const bool dbl = isF64(info[0]);
+  if (dbl != (w.dtype == DType::F64)) throw Napi::TypeError::New(info.Env(), "Float64Array arrays go with dtype F64 weights only");
+  return Napi::Number::New(info.Env(), dbl ? forwardT<double>(info, w, M, K, N) : forwardT<float>(info, w, M, K, N));
+}
+
+template <typename T>
+double backwardInputT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int N) {
+  Napi::Env env = info.Env();
+  T* dinp = floats<T>(info[0], static_cast<size_t>(M) * K, "dinp");
+  const T* dout = floats<T>(info[1], static_cast<size_t>(M) * N, "dout");
+  const Impl impl = implArg(info, 7);
+  const int reps = repsArg(info, 8);
+  return timed(reps, [&] {
+    if constexpr (std::is_same_v<T, float>) {
+      if (impl == Impl::Avx512) {
+        if (!cpu::matmul_backward_input_avx512(dinp, dout, w, M)) throw Napi::Error::New(env, "avx512 backward_input: unsupported dtype");
+        return;
+      }
+    }
+    if (impl == Impl::Generic) cpu::matmul_backward_input_generic<T>(dinp, dout, w, M);
+    else cpu::matmul_backward_input<T>(dinp, dout, w, M);
+  });
+}
+
+Napi::Value MatmulBackwardInput(const Napi::CallbackInfo& info) {
+  const int M = intArg(info, 4, "M", 0), K = intArg(info, 5, "K", 0), N = intArg(info, 6, "N", 0);
+  const Mat w = weightArg(info, 2, 3, N, K);
+  const bool dbl = isF64(info[0]);
+  if (dbl != (w.dtype == DType::F64)) throw Napi::TypeError::New(info.Env(), "Float64Array arrays go with dtype F64 weights only");
+  return Napi::Number::New(info.Env(), dbl ? backwardInputT<double>(info, w, M, K, N) : backwardInputT<float>(info, w, M, K, N));
+}
+
+template <typename T>
+double backwardWeightT(const Napi::CallbackInfo& info, int M, int K, int N) {
+  T* dw = floats<T>(info[0], static_cast<size_t>(N) * K, "dweight", true);
+  T* db = floats<T>(info[1], N, "dbias", true);
+  const T* dout = floats<T>(info[2], static_cast<size_t>(M) * N, "dout");
+  const T* inp = floats<T>(info[3], static_cast<size_t>(M) * K, "inp");
+  const Impl impl = implArg(info, 7);
+  const int reps = repsArg(info, 8);
+  return timed(reps, [&] {
+    if constexpr (std::is_same_v<T, float>) {
+      if (impl == Impl::Avx512) {
+        cpu::matmul_backward_weight_avx512(dw, db, dout, inp, M, K, N);
+        return;
+      }
+    }
+    if (impl == Impl::Generic) cpu::matmul_backward_weight_generic<T>(dw, db, dout, inp, M, K, N);
+    else cpu::matmul_backward_weight<T>(dw, db, dout, inp, M, K, N);
+  });
+}
+
+Napi::Value MatmulBackwardWeight(const Napi::CallbackInfo& info) {
+  const int M = intArg(info, 4, "M", 0), K = intArg(info, 5, "K", 0), N = intArg(info, 6, "N", 0);
+  const bool dbl = isF64(info[2]);
+  return Napi::Number::New(info.Env(), dbl ? backwardWeightT<double>(info, M, K, N) : backwardWeightT<float>(info, M, K, N));
+}
+
+Napi::Value MatmulKernelInfo(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("avx512", cpu::matmul_avx512_compiled());
+  o.Set("threads", omp_get_max_threads());
+  const int sm = cpu::matmul_avx512_set_small_m(1);
+  cpu::matmul_avx512_set_small_m(sm);
+  o.Set("smallM", sm);
+  const int bd = cpu::matmul_avx512_set_bf16_dot(1);  // reads back whether the path exists
+  cpu::matmul_avx512_set_bf16_dot(bd);
+  o.Set("bf16Dot", bd != 0);
+#if defined(__AVX512BF16__)
+  o.Set("bf16DotCompiled", cpu::matmul_avx512_compiled());
+#else
+  o.Set("bf16DotCompiled", false);
+#endif
+  return o;
+}
+
+Napi::Value MatmulSetBf16Dot(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "on must be a boolean");
+  return Napi::Boolean::New(info.Env(), cpu::matmul_avx512_set_bf16_dot(info[0].As<Napi::Boolean>().Value() ? 1 : 0) != 0);
+}
+
+Napi::Value MatmulSetSmallM(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_small_m(intArg(info, 0, "smallM", 1)));
+}
+
+// Register-only fp32 FMA throughput: 24 independent accumulator chains per thread (enough to
+// cover the FMA latency on both pipes), every OpenMP thread at once.
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
+  double flops = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : flops)
+  {
+#if defined(__AVX512F__)
+    __m512 a[24];
+    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i));
+    const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-4f);
+    constexpr double perIter = 24.0 * 32.0;
+#else
+    typedef float v8 __attribute__((vector_size(32)));
+    v8 a[24];
+    for (int i = 0; i < 24; i++) a[i] = v8{} + 1e-3f * static_cast<float>(i);
+    const v8 x = v8{} + 0.999f, y = v8{} + 1e-4f;
+    constexpr double perIter = 24.0 * 16.0;
+#endif
+    long iters = 0;
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
+      for (int it = 0; it < 4096; it++) {
+#pragma GCC unroll 24
+        for (int j = 0; j < 24; j++) {
+#if defined(__AVX512F__)
+          a[j] = _mm512_fmadd_ps(a[j], x, y);
+#else
+          a[j] = a[j] * x + y;
+#endif
+        }
+      }
+      iters += 4096;
+    }
+    float sink = 0;
+    for (int j = 0; j < 24; j++) sink += a[j][0];
+    if (sink == 12345.678f) iters++;  // keep the chains alive
+    flops += perIter * static_cast<double>(iters);
+  }
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(info.Env(), flops / t / 1e9);
+}
+
+}  // namespace
+
+void InitKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("_matmulForward", Napi::Function::New(env, MatmulForward, "_matmulForward"));
+  exports.Set("_matmulBackwardInput", Napi::Function::New(env, MatmulBackwardInput, "_matmulBackwardInput"));
+  exports.Set("_matmulBackwardWeight", Napi::Function::New(env, MatmulBackwardWeight, "_matmulBackwardWeight"));
+  exports.Set("_matmulKernelInfo", Napi::Function::New(env, MatmulKernelInfo, "_matmulKernelInfo"));
+  exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
+  exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
+  exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
+}
+
+}  // namespace rrec::addon

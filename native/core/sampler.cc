@@ -1,0 +1,156 @@
+// Sampling (see sampler.h for the order of operations and what the log-probs are).
+#include "sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace rrec {
+
+template <typename T>
+double logSumExp(const T* z, int V) {
+  double mx = -INFINITY;
+  for (int v = 0; v < V; v++) mx = std::max(mx, static_cast<double>(z[v]));
+  double sum = 0;
+  for (int v = 0; v < V; v++) sum += std::exp(static_cast<double>(z[v]) - mx);
+  return mx + std::log(sum);
+}
+
+template <typename T>
+int32_t sampleToken(const T* z, int V, const SamplingParams& p, const int32_t* history, int histLen, int promptLen,
+                    const uint8_t* allowed, double u, SamplerScratch& s) {
+  std::vector<double>& w = s.w;
+  w.resize(static_cast<size_t>(V));
+  for (int v = 0; v < V; v++) w[v] = static_cast<double>(z[v]);
+  // ---- penalties, once per distinct token (mark: 1 seen anywhere, 2 seen in the output)
+  if (p.repetitionPenalty != 1.0 || p.presencePenalty != 0.0) {
+    s.mark.assign(static_cast<size_t>(V), 0);
+    for (int i = 0; i < histLen; i++) {
+      const int t = history[i];
+      if (t < 0 || t >= V) continue;
+      s.mark[t] |= static_cast<uint8_t>(i < promptLen ? 1 : 3);
+    }
+    for (int v = 0; v < V; v++) {
+      if (!s.mark[v]) continue;
+      if (p.repetitionPenalty != 1.0) w[v] = w[v] > 0 ? w[v] / p.repetitionPenalty : w[v] * p.repetitionPenalty;
+      if ((s.mark[v] & 2) && p.presencePenalty != 0.0) w[v] -= p.presencePenalty;
+    }
+  }
+  if (allowed)
+    for (int v = 0; v < V; v++)
+      if (!allowed[v]) w[v] = -INFINITY;
+  // ---- greedy
+  if (p.temperature < 1e-5) {
+    int best = 0;
+    for (int v = 1; v < V; v++)
+      if (w[v] > w[best]) best = v;
+    return best;
+  }
+  // ---- unnormalised probabilities at the temperature
+  double mx = -INFINITY;
+  for (int v = 0; v < V; v++) {
+    w[v] /= p.temperature;
+    mx = std::max(mx, w[v]);
+  }
+  for (int v = 0; v < V; v++) w[v] = std::exp(w[v] - mx);  // -inf -> 0; the max -> 1
+  if (p.topK > 0 && p.topK < V) {
+    std::vector<double> vals(w);
+    std::nth_element(vals.begin(), vals.begin() + (p.topK - 1), vals.end(), std::greater<double>());
+    const double thr = vals[p.topK - 1];
+    for (int v = 0; v < V; v++)
+      if (w[v] < thr) w[v] = 0;
+  }
+  if (p.topP < 1.0) {
+    std::vector<int32_t>& idx = s.idx;
+    idx.clear();
+    double total = 0;
+    for (int v = 0; v < V; v++)
+      if (w[v] > 0) {
+        idx.push_back(v);
+        total += w[v];
+      }
+    auto before = [&](int32_t a, int32_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); };
+    const double need = p.topP * total;
+    // Sort only as far as needed: the top 64, then 4x more until the prefix reaches the mass.
+    size_t sorted = 0, keep = idx.size();
+    double cum = 0;
+    bool done = false;
+    for (size_t k = std::min<size_t>(64, idx.size()); !done; k = std::min(idx.size(), k * 4)) {
+      std::partial_sort(idx.begin() + static_cast<std::ptrdiff_t>(sorted), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), before);
+      for (; sorted < k; sorted++) {
+        if (cum >= need) {
+          keep = sorted;
+          done = true;
+          break;
+        }
+        cum += w[idx[sorted]];
+      }
+      if (k == idx.size()) done = true;
+    }
+    if (keep == 0) keep = 1;
+    s.mark.assign(static_cast<size_t>(V), 0);
+    for (size_t i = 0; i < keep; i++) s.mark[idx[i]] = 1;
+    for (int v = 0; v < V; v++)
+      if (!s.mark[v]) w[v] = 0;
+  }
+  if (p.minP > 0) {
+    double pmax = 0;
+    for (int v = 0; v < V; v++) pmax = std::max(pmax, w[v]);
+    const double thr = p.minP * pmax;
+    for (int v = 0; v < V; v++)
+      if (w[v] < thr) w[v] = 0;
+  }
+  // ---- inverse CDF in ascending id order
+  double total = 0;
+  int last = -1;
+  for (int v = 0; v < V; v++)
+    if (w[v] > 0) {
+      total += w[v];
+      last = v;
+    }
+  if (last < 0) return 0;  // unreachable: the max token always survives
+  const double target = u * total;
+  double acc = 0;
+  for (int v = 0; v < V; v++) {
+    if (w[v] <= 0) continue;
+    acc += w[v];
+    if (acc > target) return v;
+  }
+  return last;
+}
+
+int constrainedMask(const TokenBytes& tb, int V, const std::vector<std::string>& targets, const std::string& prefix,
+                    std::vector<uint8_t>& allowed) {
+  allowed.assign(static_cast<size_t>(V), 0);
+  // the targets still reachable from `prefix`, and the bytes that may come next (a trie level)
+  std::vector<const std::string*> live;
+  bool next[256] = {};
+  for (const std::string& t : targets)
+    if (t.size() > prefix.size() && t.compare(0, prefix.size(), prefix) == 0) {
+      live.push_back(&t);
+      next[static_cast<uint8_t>(t[prefix.size()])] = true;
+    }
+  int count = 0;
+  const int nTok = std::min(V, static_cast<int>(tb.offsets.size()) - 1);
+  for (int v = 0; v < nTok; v++) {
+    const int32_t a = tb.offsets[v], b = tb.offsets[v + 1];
+    if (b <= a || !next[tb.bytes[a]]) continue;
+    const size_t len = static_cast<size_t>(b - a);
+    for (const std::string* t : live)
+      if (prefix.size() + len <= t->size() && std::memcmp(t->data() + prefix.size(), &tb.bytes[a], len) == 0) {
+        allowed[v] = 1;
+        count++;
+        break;
+      }
+  }
+  return count;
+}
+
+template double logSumExp<float>(const float*, int);
+template double logSumExp<double>(const double*, int);
+template int32_t sampleToken<float>(const float*, int, const SamplingParams&, const int32_t*, int, int, const uint8_t*, double,
+                                    SamplerScratch&);
+template int32_t sampleToken<double>(const double*, int, const SamplingParams&, const int32_t*, int, int, const uint8_t*,
+                                     double, SamplerScratch&);
+
+}  // namespace rrec

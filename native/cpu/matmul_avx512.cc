@@ -1,0 +1,752 @@
+// AVX-512 float matrix products against stored weights W [N, K] (F32, BF16 or F16, read with
+// only their element alignment). One register-blocked microkernel shape serves the three products,
+//   C[MR x NV*16] (=|+=) sum_r A[r*lda + i] * B[r*ldb + j]   (i < MR rows, j < NV*16 columns),
+// MR x NV accumulators in zmm registers (12 x 2 here), A broadcast, B loaded as vectors, both
+// packed by gemmPacked so that the loop reads contiguous, aligned memory:
+//   forward           out[M,N]  = inp @ W^T: A = inp rows, B = W^T panels (transposed in registers,
+//                                            bf16/f16 widened to f32 once)
+//   backward_input    dinp[M,K] += dout @ W: A = dout rows, B = W row segments
+//   backward_weight   dW[N,K]   += dout^T @ inp: A = dout columns, B = inp row segments
+// Cache blocking: kKC reduction steps per pass so a B panel (kKC x 32 floats, 32 KiB) stays in L1
+// while the row blocks of A (kMC rows, in L2) stream past it. Threads get one output tile each
+// (over N, or over M when N is narrow); products under ~1M multiply-adds stay on one thread.
+// Decode-sized M takes two other paths: the forward below gSmallM rows uses K-vectorised dot
+// products straight from W (4 x 6 tiles, each weight loaded once per 4 rows of inp; packing W
+// would cost as much as the product), and backward_input with M <= 4 sweeps W's rows once with
+// dinp held in registers. Scratch buffers are thread-local and only grow: fresh pages cost ~11 us
+// each on this machine (docs/machine-limits.md).
+// Two facts of this core shaped the code: it sustains about one 64-byte load per cycle, and a
+// load that straddles two cache lines costs two, so loads are kept out of FMAs where reused and
+// aligned where the data is read in place. Results are bit-identical whatever the thread count and
+// wherever W and the activations sit in memory (see dotTile): each output element is always summed
+// in the same order.
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <utility>
+
+#include "matmul_kernels.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define RREC_MATMUL_AVX512 1
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 headers seed results with _mm512_undefined_*(), which -Wall then reports as
+// "'__Y' may be used uninitialized" wherever such an intrinsic is inlined (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#else
+#define RREC_MATMUL_AVX512 0
+#endif
+
+namespace rrec::cpu {
+
+#if RREC_MATMUL_AVX512
+
+bool matmul_avx512_compiled() { return true; }
+
+namespace {
+
+constexpr int kMR = 12;          // rows of A per microkernel (accumulators: kMR x kNV zmm)
+constexpr int kNV = 2;           // 16-float vectors of B per microkernel
+constexpr int kNR = kNV * 16;    // columns per microkernel
+constexpr int kKC = 256;         // reduction steps per pass (B micro-panel kKC x kNR = 32 KiB)
+constexpr int kNC = 512;         // forward: columns of W^T packed per pass (kKC x kNC = 512 KiB)
+constexpr int kMC = 240;         // rows of A per pass over a packed B block (multiple of kMR)
+constexpr int kDotMR = 4;        // dot-product kernel: rows of inp x rows of W per tile
+constexpr int kDotNW = 6;        // (24 accumulators; 4 x 4 measured ~20% slower at M = 8..16)
+
+// Forward: M below this uses the dot-product kernel. Packing W^T costs about as much as a product
+// with ~16 rows, so the dot kernel (W read in place, each 4 x 6 tile of weights reused by every
+// row block of inp from L1) wins for decode batches; measured crossover between M = 32 and 64.
+int gSmallM = 32;
+
+// ---- weight element loaders: 16 elements -> 16 floats
+struct LoadF32 {
+  using E = float;
+  static __m512 ld(const E* p) { return _mm512_loadu_ps(p); }
+  static __m512 ldm(const E* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct LoadBF16 {
+  using E = uint16_t;
+  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m512 ld(const E* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 ldm(const E* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+};
+struct LoadF16 {
+  using E = uint16_t;
+  static __m512 ld(const E* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 ldm(const E* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+// Sum of the 16 lanes (_mm512_reduce_add_ps trips -Wuninitialized in GCC 12's headers).
+inline float hsum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
+  __m128 q = _mm512_castps512_ps128(v);
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
+inline __mmask16 tailMask(int n) { return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }
+
+// ---- thread-local scratch that only grows (64-byte aligned)
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(p); }
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      size_t bytes = (n * sizeof(float) + 4095) & ~size_t(4095);
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+      cap = bytes / sizeof(float);
+    }
+    return p;
+  }
+};
+thread_local Scratch tlsA, tlsB;
+
+// ---- the GEMM microkernel
+// C[i*ldc + j] (=|+=) sum_{r<kc} A[r*lda + i] * B[r*ldb + j] (+ bias[j]) for i < MR, j < NV*16,
+// the last vector of columns limited to `last`.
+template <int MR, int NV, class L>
+void gemmTile(int kc, const float* A, long lda, const typename L::E* B, long ldb, float* C, long ldc, __mmask16 last,
+              bool addC, const float* bias) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+  // The C tile is read and written only after kc steps (thousands of cycles): fetch its lines now
+  // so that the stores at the end do not wait on L3/DRAM, 24 misses deep.
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + j * 16), _MM_HINT_T0);
+  for (int r = 0; r < kc; r++) {
+    __m512 b[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) b[j] = j == NV - 1 ? L::ldm(B + j * 16, last) : L::ld(B + j * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const __m512 a = _mm512_set1_ps(A[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(a, b[j], acc[i][j]);
+    }
+    A += lda;
+    B += ldb;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+    float* c = C + i * ldc;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+      const __mmask16 m = j == NV - 1 ? last : static_cast<__mmask16>(0xffff);
+      __m512 v = acc[i][j];
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j * 16));
+      if (addC) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, c + j * 16));
+      _mm512_mask_storeu_ps(c + j * 16, m, v);
+    }
+  }
+}
+
+template <class L>
+using TileFn = void (*)(int, const float*, long, const typename L::E*, long, float*, long, __mmask16, bool, const float*);
+
+template <class L, size_t... I>
+constexpr std::array<TileFn<L>, sizeof...(I)> makeTiles(std::index_sequence<I...>) {
+  return {&gemmTile<static_cast<int>(I / kNV) + 1, static_cast<int>(I % kNV) + 1, L>...};
+}
+
+// Runs the microkernel over a block: rows [0, mr) of C (any mr <= kMR), columns [0, w) (w <= kNR).
+template <class L>
+inline void tile(int mr, int w, int kc, const float* A, long lda, const typename L::E* B, long ldb, float* C, long ldc,
+                 bool addC, const float* bias) {
+  static constexpr auto tiles = makeTiles<L>(std::make_index_sequence<kMR * kNV>{});
+  const int nv = (w + 15) / 16;
+  tiles[(mr - 1) * kNV + (nv - 1)](kc, A, lda, B, ldb, C, ldc, tailMask(w - (nv - 1) * 16), addC, bias);
+}
+
+// ---- opt-in bf16 x bf16 microkernel (AVX512_BF16 vdpbf16ps), forward with BF16 weights only
+// Same tile shape, but each reduction step is a pair of k: A holds (inp[2r], inp[2r+1]) rounded to
+// bf16 and packed in one 32-bit word, B holds the matching pair of W's bf16 values; vdpbf16ps adds
+// both products into f32 accumulators. Twice the FMA peak, but inp loses its low 16 mantissa bits
+// (relative error up to 2^-9 per element): training needs f32-accurate activations, so this is off
+// unless matmul_avx512_set_bf16_dot(1) or RREC_BF16_DOT=1 (decode / eval-only callers).
+#if defined(__AVX512BF16__)
+template <int MR, int NV>
+void gemmTileBf16(int kc, const float* Aw, long lda, const float* Bw, long ldb, float* C, long ldc, __mmask16 last,
+                  bool addC, const float* bias) {
+  const uint32_t* A = reinterpret_cast<const uint32_t*>(Aw);
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + j * 16), _MM_HINT_T0);
+  for (int r = 0; r < kc; r++) {
+    __m512i b[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) b[j] = _mm512_loadu_si512(Bw + j * 16);  // packed, zero-padded
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const __m512i a = _mm512_set1_epi32(static_cast<int>(A[i]));
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)a, (__m512bh)b[j]);
+    }
+    A += lda;
+    Bw += ldb;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+    float* c = C + i * ldc;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) {
+      const __mmask16 m = j == NV - 1 ? last : static_cast<__mmask16>(0xffff);
+      __m512 v = acc[i][j];
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j * 16));
+      if (addC) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, c + j * 16));
+      _mm512_mask_storeu_ps(c + j * 16, m, v);
+    }
+  }
+}
+
+using TileBf16Fn = void (*)(int, const float*, long, const float*, long, float*, long, __mmask16, bool, const float*);
+template <size_t... I>
+constexpr std::array<TileBf16Fn, sizeof...(I)> makeTilesBf16(std::index_sequence<I...>) {
+  return {&gemmTileBf16<static_cast<int>(I / kNV) + 1, static_cast<int>(I % kNV) + 1>...};
+}
+inline void tileBf16(int mr, int w, int kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc,
+                     bool addC, const float* bias) {
+  static constexpr auto tiles = makeTilesBf16(std::make_index_sequence<kMR * kNV>{});
+  const int nv = (w + 15) / 16;
+  tiles[(mr - 1) * kNV + (nv - 1)](kc, A, lda, B, ldb, C, ldc, tailMask(w - (nv - 1) * 16), addC, bias);
+}
+#endif
+
+int gBf16Dot = [] {
+  const char* e = std::getenv("RREC_BF16_DOT");
+  return e && e[0] == '1' ? 1 : 0;
+}();
+
+// ---- packing
+// ap[r*kMR + i] = src[(m0 + i)*lds + k0 + r] for i < mr, r < kc: kMR rows of a row-major matrix
+// interleaved so the microkernel reads one contiguous kMR-float group per reduction step.
+void packRows(float* ap, const float* src, long lds, int mr, int kc) {
+  for (int i = 0; i < mr; i++) {
+    const float* s = src + i * lds;
+    for (int r = 0; r < kc; r++) ap[r * kMR + i] = s[r];
+  }
+}
+
+// bp[r*kNR + j] = W[(n0 + j)*K + k0 + r] as float for j < nw (zero for nw <= j < kNR): a kNR-column
+// panel of W^T. Reads W along its rows 16 at a time and transposes 16x16 blocks in registers.
+template <class L>
+void packPanelT(float* bp, const typename L::E* W, long K, int nw, int kc) {
+  int r0 = 0;
+  for (; r0 + 16 <= kc; r0 += 16) {
+    for (int j0 = 0; j0 < kNR; j0 += 16) {
+      __m512 v[16];
+      for (int j = 0; j < 16; j++) v[j] = j0 + j < nw ? L::ld(W + (j0 + j) * K + r0) : _mm512_setzero_ps();
+      // 16x16 transpose: v[j][r] -> t[r][j]
+      __m512 t[16];
+      for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
+      }
+      for (int j = 0; j < 16; j += 4) {
+        v[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
+        v[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xee);
+        v[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+        v[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xee);
+      }
+      for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0x88);
+        t[j + 4] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0xdd);
+        t[j + 8] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0x88);
+        t[j + 12] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0xdd);
+      }
+      for (int j = 0; j < 8; j++) {
+        v[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+        v[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+      }
+      // v[r] now holds reduction step r0 + r for columns j0..j0+15
+      for (int r = 0; r < 16; r++) _mm512_storeu_ps(bp + (r0 + r) * kNR + j0, v[r]);
+    }
+  }
+  if (r0 < kc) {
+    const __mmask16 m = tailMask(kc - r0);
+    for (int j = 0; j < kNR; j++) {
+      alignas(64) float row[16];
+      _mm512_store_ps(row, j < nw ? L::ldm(W + j * K + r0, m) : _mm512_setzero_ps());
+      for (int r = r0; r < kc; r++) bp[r * kNR + j] = row[r - r0];
+    }
+  }
+}
+
+// ---- thread tiling: one tile of the [rows x cols] output per thread
+struct Split {
+  int tr = 1, tc = 1;  // row tiles x column tiles
+};
+// Products under kSerialWork multiply-adds run on the calling thread: a parallel region costs a
+// wake-up of every worker, and on a loaded machine a descheduled worker stalls the whole call for
+// a scheduler slice (milliseconds), far more than the microseconds such a product takes.
+constexpr double kSerialWork = 1 << 20;
+Split splitOutput(int rows, int cols, int rowQuant, int colQuant, double work) {
+  const int T = work < kSerialWork ? 1 : std::max(1, omp_get_max_threads());
+  Split s;
+  s.tc = std::clamp(cols / (4 * colQuant), 1, T);
+  s.tr = std::clamp(T / s.tc, 1, std::max(1, (rows + rowQuant - 1) / rowQuant));
+  return s;
+}
+// [begin, end) of part p of n items in `parts` parts, boundaries multiples of quant.
+inline std::pair<int, int> range(int n, int parts, int p, int quant) {
+  const int blocks = (n + quant - 1) / quant;
+  const int per = (blocks + parts - 1) / parts;
+  const int b = std::min(n, p * per * quant), e = std::min(n, (p + 1) * per * quant);
+  return {b, e};
+}
+
+// ---- the packed GEMM driver shared by forward and backward-input
+// C[m, c] (=|+=) sum_r A(m, r) B(r, c) for rows [m0, m1), columns [c0, c1), r < R, where
+// packA(ap, m, mr, r0, rc) writes rows m..m+mr of A for steps r0..r0+rc as [rc][kMR] and
+// packB(bp, c, w, r0, rc) writes columns c..c+w of B as a [rc][kNR] panel (zero beyond w).
+// Loops (outer to inner): reduction block (kKC) -> pack every row of A once -> column block (kNC)
+// -> pack its B panels -> row block (kMC, keeps its A in L2) -> B panel (stays in L1) -> kMR rows.
+// Each A element is packed once per reduction block and each B element once per row block.
+template <bool kBf16Dot = false, class PackA, class PackB>
+void gemmPacked(float* C, long ldc, int m0, int m1, int c0, int c1, int R, PackA&& packA, PackB&& packB,
+                bool accumulate, const float* bias) {
+  const int chunks = (m1 - m0 + kMR - 1) / kMR;
+  float* ap = tlsA.get(static_cast<size_t>(chunks) * kMR * kKC);
+  float* bp = tlsB.get(static_cast<size_t>(kKC) * kNC);
+  for (int r0 = 0; r0 < R; r0 += kKC) {
+    const int rc = std::min(kKC, R - r0);
+    for (int i = 0; i < chunks; i++)
+      packA(ap + static_cast<size_t>(i) * rc * kMR, m0 + i * kMR, std::min(kMR, m1 - m0 - i * kMR), r0, rc);
+    const bool addC = accumulate || r0 > 0;
+    for (int nc0 = c0; nc0 < c1; nc0 += kNC) {
+      const int ncw = std::min(kNC, c1 - nc0);
+      for (int p = 0; p * kNR < ncw; p++)
+        packB(bp + static_cast<size_t>(p) * rc * kNR, nc0 + p * kNR, std::min(kNR, ncw - p * kNR), r0, rc);
+      const float* b0 = r0 == 0 && bias ? bias + nc0 : nullptr;
+      for (int mc0 = m0; mc0 < m1; mc0 += kMC) {
+        const int mcw = std::min(kMC, m1 - mc0);
+        const float* apc = ap + static_cast<size_t>((mc0 - m0) / kMR) * rc * kMR;
+        auto run = [&](int p, int i) {
+          const int mr = std::min(kMR, mcw - i * kMR), w = std::min(kNR, ncw - p * kNR);
+          const float* a = apc + static_cast<size_t>(i) * rc * kMR;
+          const float* b = bp + static_cast<size_t>(p) * rc * kNR;
+          float* c = C + static_cast<size_t>(mc0 + i * kMR) * ldc + nc0 + p * kNR;
+          const float* bb = b0 ? b0 + p * kNR : nullptr;
+#if defined(__AVX512BF16__)
+          if constexpr (kBf16Dot) {
+            tileBf16(mr, w, rc, a, kMR, b, kNR, c, ldc, addC, bb);
+            return;
+          }
+#endif
+          tile<LoadF32>(mr, w, rc, a, kMR, b, kNR, c, ldc, addC, bb);
+        };
+        if (rc >= 64) {  // compute-bound: each B panel (rc x kNR) stays in L1 across the row chunks
+          for (int p = 0; p * kNR < ncw; p++)
+            for (int i = 0; i * kMR < mcw; i++) run(p, i);
+        } else {  // short reduction: C traffic dominates, so sweep each kMR rows of C front to back
+          for (int i = 0; i * kMR < mcw; i++)
+            for (int p = 0; p * kNR < ncw; p++) run(p, i);
+        }
+      }
+    }
+  }
+}
+
+// ---- forward, packed GEMM (M >= gSmallM): A = inp rows, B = W^T panels
+template <class L>
+void forwardPacked(float* out, const float* inp, const typename L::E* W, const float* bias, int M, int N, int K,
+                   bool accumulate) {
+  const Split s = splitOutput(M, N, kMR, kNR, double(M) * N * K);
+#pragma omp parallel num_threads(s.tr * s.tc)
+  {
+    const int t = omp_get_thread_num();
+    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
+    const auto [n0, n1] = range(N, s.tc, t % s.tc, kNR);
+    if (m0 < m1 && n0 < n1)
+      gemmPacked(
+          out, N, m0, m1, n0, n1, K,
+          [&](float* ap, int m, int mr, int r0, int rc) { packRows(ap, inp + static_cast<size_t>(m) * K + r0, K, mr, rc); },
+          [&](float* bp, int n, int w, int r0, int rc) { packPanelT<L>(bp, W + static_cast<size_t>(n) * K + r0, K, w, rc); },
+          accumulate, bias);
+  }
+}
+
+#if defined(__AVX512BF16__)
+// Opt-in bf16 x bf16 forward (see gemmTileBf16): reduction steps are pairs of k, so K must be even.
+// W's rows viewed as 32-bit words are exactly the pairs, so its panels are the f32 transpose
+// applied to raw words; inp's pairs are rounded to bf16 (nearest even) while being packed.
+void forwardPackedBf16Dot(float* out, const float* inp, const uint16_t* W, const float* bias, int M, int N, int K,
+                          bool accumulate) {
+  const int K2 = K / 2;
+  const Split s = splitOutput(M, N, kMR, kNR, double(M) * N * K);
+#pragma omp parallel num_threads(s.tr * s.tc)
+  {
+    const int t = omp_get_thread_num();
+    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
+    const auto [n0, n1] = range(N, s.tc, t % s.tc, kNR);
+    if (m0 < m1 && n0 < n1)
+      gemmPacked<true>(
+          out, N, m0, m1, n0, n1, K2,
+          [&](float* ap, int m, int mr, int r0, int rc) {
+            uint32_t* a = reinterpret_cast<uint32_t*>(ap);
+            for (int i = 0; i < mr; i++) {
+              const float* x = inp + static_cast<size_t>(m + i) * K + 2 * r0;
+              for (int r = 0; r < rc; r++)
+                a[r * kMR + i] = f32ToBf16(x[2 * r]) | static_cast<uint32_t>(f32ToBf16(x[2 * r + 1])) << 16;
+            }
+          },
+          [&](float* bp, int n, int w, int r0, int rc) {
+            packPanelT<LoadF32>(bp, reinterpret_cast<const float*>(W + static_cast<size_t>(n) * K + 2 * r0), K2, w, rc);
+          },
+          accumulate, bias);
+  }
+}
+#endif
+
+// ---- forward, dot products (decode-sized M)
+// C[i*ldc + j] (=|+=) dot(A[i*lda .. +K], W[j*ldw .. +K]) (+ bias[j]) for i < MR, j < NW.
+// The first `peel` elements (< 16) are done with one masked step so that the main loop's loads of
+// W and A start on cache-line (f32) or half-line (bf16/f16) boundaries: a 64-byte load that
+// straddles two lines costs two on this core, which halves the loop's speed when every load does.
+// pf, when set, is the next tile's weights (same layout): prefetched in step, so the weight
+// stream from DRAM runs a tile ahead (short row streams the hardware prefetchers pick up late).
+template <int MR, int NW, class L>
+void dotTile(int K, int peel, const float* A, long lda, const typename L::E* W, long ldw, float* C, long ldc,
+             bool addC, const float* bias, const typename L::E* pf) {
+  __m512 acc[MR][NW];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NW; j++) acc[i][j] = _mm512_setzero_ps();
+  auto masked = [&](int k, __mmask16 m) {
+    __m512 w[NW];
+    for (int j = 0; j < NW; j++) w[j] = L::ldm(W + j * ldw + k, m);
+    for (int i = 0; i < MR; i++) {
+      const __m512 a = _mm512_maskz_loadu_ps(m, A + i * lda + k);
+      for (int j = 0; j < NW; j++) acc[i][j] = _mm512_fmadd_ps(a, w[j], acc[i][j]);
+    }
+  };
+  // Elements 0..peel-1 go to the lanes that their residues mod 16 occupy in the main loop (the top
+  // `peel` lanes of the aligned vector just before W; masked-off lanes are never read), so every
+  // lane sums one residue class in increasing k, the same as with no peel at all; the lanes are
+  // rotated back before the final sum. The result is then independent of where W and inp sit in
+  // memory (a model loaded from a sharded file must compute bit-for-bit what the single file does).
+  int k = 0;
+  if (peel > 0 && peel < K) {
+    masked(peel - 16, static_cast<__mmask16>(~((1u << (16 - peel)) - 1u)));
+    k = peel;
+  }
+  for (; k + 16 <= K; k += 16) {
+    if (pf)
+      for (int j = 0; j < kDotNW; j++) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + k), _MM_HINT_T0);
+    __m512 w[NW];
+    for (int j = 0; j < NW; j++) {
+      w[j] = L::ld(W + j * ldw + k);
+      // Keep w[j] in a register: GCC would otherwise fold the load into each of the MR FMAs
+      // (MR x NW loads instead of MR + NW; this core sustains about one 64-byte load per cycle).
+      __asm__("" : "+v"(w[j]));
+    }
+    for (int i = 0; i < MR; i++) {
+      const __m512 a = _mm512_loadu_ps(A + i * lda + k);
+      for (int j = 0; j < NW; j++) acc[i][j] = _mm512_fmadd_ps(a, w[j], acc[i][j]);
+    }
+  }
+  if (k < K) masked(k, tailMask(K - k));
+  if (peel > 0 && peel < K) {  // lane l holds residue (l + peel) mod 16: rotate to lane = residue
+    const __m512i rot = _mm512_and_si512(_mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                          _mm512_set1_epi32(peel)),
+                                         _mm512_set1_epi32(15));
+    for (int i = 0; i < MR; i++)
+      for (int j = 0; j < NW; j++) acc[i][j] = _mm512_permutexvar_ps(rot, acc[i][j]);
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NW; j++) {
+      float v = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
+      float& c = C[i * ldc + j];
+      c = addC ? c + v : v;
+    }
+}
+
+template <class L>
+using DotFn = void (*)(int, int, const float*, long, const typename L::E*, long, float*, long, bool, const float*,
+                       const typename L::E*);
+template <class L, size_t... I>
+constexpr std::array<DotFn<L>, sizeof...(I)> makeDots(std::index_sequence<I...>) {
+  return {&dotTile<static_cast<int>(I / kDotNW) + 1, static_cast<int>(I % kDotNW) + 1, L>...};
+}
+
+template <class L>
+void forwardDot(float* out, const float* inp, const typename L::E* W, const float* bias, int M, int N, int K,
+                bool accumulate) {
+  static constexpr auto dots = makeDots<L>(std::make_index_sequence<kDotMR * kDotNW>{});
+  constexpr int es = sizeof(typename L::E), vecBytes = 16 * es;
+  // Peel so that W's loads are aligned: possible for every row when a row is a whole number of
+  // vectors long (K = 896, 4864: yes) and W itself sits on an element boundary.
+  const uintptr_t w0 = reinterpret_cast<uintptr_t>(W);
+  const int peel = (static_cast<size_t>(K) * es) % vecBytes == 0 && w0 % es == 0
+                       ? static_cast<int>(((vecBytes - w0 % vecBytes) % vecBytes) / es)
+                       : 0;
+  // inp copied so that element `peel` of each row is 64-byte aligned, like W's (rows Kp apart).
+  const int shift = (16 - peel) % 16;
+  const long Kp = (K + 16 + 15) / 16 * 16;
+  float* abuf = tlsA.get(static_cast<size_t>(M) * Kp + 16);
+  for (int m = 0; m < M; m++)
+    std::copy(inp + static_cast<size_t>(m) * K, inp + static_cast<size_t>(m + 1) * K, abuf + m * Kp + shift);
+  const float* A = abuf + shift;
+  // bf16/f16 rows are widened as they are loaded, once per row block of inp: measured faster than
+  // widening each weight block into an f32 buffer first (half the bytes through L1 per load).
+  const int blocks = (N + kDotNW - 1) / kDotNW;
+#pragma omp parallel for schedule(static) if (double(M) * N * K >= kSerialWork)
+  for (int b = 0; b < blocks; b++) {
+    const int n0 = b * kDotNW, nw = std::min(kDotNW, N - n0);
+    const typename L::E* wb = W + static_cast<size_t>(n0) * K;
+    for (int m0 = 0; m0 < M; m0 += kDotMR) {
+      const int mr = std::min(kDotMR, M - m0);
+      const size_t fi = static_cast<size_t>(mr - 1) * kDotNW + (nw - 1);
+      const float* a = A + static_cast<size_t>(m0) * Kp;
+      float* c = out + static_cast<size_t>(m0) * N + n0;
+      const float* bb = bias ? bias + n0 : nullptr;
+      // prefetch the next block of W during the first pass over this one (later passes hit L1)
+      const typename L::E* pf = m0 == 0 && n0 + 2 * kDotNW <= N ? wb + static_cast<size_t>(kDotNW) * K : nullptr;
+      dots[fi](K, peel, a, Kp, wb, K, c, N, accumulate, bb, pf);
+    }
+  }
+}
+
+// ---- backward input: dinp[M,K] += dout[M,N] @ W[N,K]
+// bp[r*kNR + j] = W[r*K + j] as float for j < w (zero beyond): a kNR-column panel of W, rows in place
+// (no transpose), widened once here instead of once per row block of dout. Reading W in row
+// segments keeps the weight stream sequential, which matters when M is small and W comes from DRAM.
+template <class L>
+void packPanelN(float* bp, const typename L::E* W, long K, int w, int rc) {
+  for (int r = 0; r < rc; r++) {
+    const typename L::E* src = W + r * K;
+    float* dst = bp + r * kNR;
+    for (int j = 0; j < kNR; j += 16) {
+      const int n = std::max(0, std::min(16, w - j));
+      _mm512_storeu_ps(dst + j, n == 16 ? L::ld(src + j) : L::ldm(src + j, tailMask(n)));
+    }
+  }
+}
+
+// A = dout rows, B = W rows (panels of kNR columns of W, widened to f32).
+template <class L>
+void backwardInput(float* dinp, const float* dout, const typename L::E* W, int M, int N, int K) {
+  const Split s = splitOutput(M, K, kMR, kNR, double(M) * N * K);
+#pragma omp parallel num_threads(s.tr * s.tc)
+  {
+    const int t = omp_get_thread_num();
+    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
+    const auto [k0, k1] = range(K, s.tc, t % s.tc, kNR);
+    if (m0 < m1 && k0 < k1)
+      gemmPacked(
+          dinp, K, m0, m1, k0, k1, N,
+          [&](float* ap, int m, int mr, int r0, int rc) { packRows(ap, dout + static_cast<size_t>(m) * N + r0, N, mr, rc); },
+          [&](float* bp, int k, int w, int r0, int rc) { packPanelN<L>(bp, W + static_cast<size_t>(r0) * K + k, K, w, rc); },
+          true, nullptr);
+  }
+}
+
+// ---- backward weight: dW[N,K] += dout[M,N]^T @ inp[M,K]
+// C = dW (rows n, columns k), reduction over m: A(n, m) = dout[m, n], already n-contiguous, so its
+// pack is a copy of kMR floats per step (all chunks at once, see packColsAll); B(m, k) = inp rows. Both are packed (rather than read in
+// place) because each reduction step would otherwise touch a new 4 KiB page for A and for B.
+// Packs A(n, r) = src[r*lds + n] for n in [n0, n1), r < rc into kMR-row chunks (chunk i at
+// ap + i*rc*kMR, as gemmPacked reads them), 16 steps at a time across all chunks: dout is read
+// row by row in order, not 16 KiB apart per step (one page per step per chunk otherwise).
+void packColsAll(float* ap, const float* src, long lds, int n0, int n1, int rc) {
+  const int chunks = (n1 - n0 + kMR - 1) / kMR;
+  for (int rb = 0; rb < rc; rb += 16) {
+    const int re = std::min(rc, rb + 16);
+    for (int i = 0; i < chunks; i++) {
+      const int mr = std::min(kMR, n1 - n0 - i * kMR);
+      float* d = ap + static_cast<size_t>(i) * rc * kMR;
+      const float* sc = src + n0 + i * kMR;
+      for (int r = rb; r < re; r++)
+        for (int j = 0; j < mr; j++) d[r * kMR + j] = sc[r * lds + j];
+    }
+  }
+}
+
+void backwardWeight(float* dW, const float* dout, const float* inp, int M, int K, int N) {
+  const Split s = splitOutput(N, K, kMR, kNR, double(M) * N * K);
+#pragma omp parallel num_threads(s.tr * s.tc)
+  {
+    const int t = omp_get_thread_num();
+    const auto [n0, n1] = range(N, s.tr, t / s.tc, kMR);
+    const auto [k0, k1] = range(K, s.tc, t % s.tc, kNR);
+    if (n0 < n1 && k0 < k1)
+      gemmPacked(
+          dW, K, n0, n1, k0, k1, M,
+          [&](float* ap, int n, int, int r0, int rc) {
+            if (n == n0) packColsAll(ap, dout + static_cast<size_t>(r0) * N, N, n0, n1, rc);  // first chunk: all
+          },
+          [&](float* bp, int k, int w, int r0, int rc) { packPanelN<LoadF32>(bp, inp + static_cast<size_t>(r0) * K + k, K, w, rc); },
+          true, nullptr);
+  }
+}
+
+// ---- backward input for decode-sized M (M <= kSmallBwdM): a GEMV-like sweep of W
+// dinp[m, k-block] stays in registers (kBigNV/M vectors per row) for the whole reduction over the
+// N rows of W, which are read in place, each element once: packing W would double the traffic of
+// a product that is bandwidth-bound at this M.
+constexpr int kSmallBwdM = 4;
+constexpr int kBigNV = 16;  // accumulators: M x (kBigNV / M) zmm
+
+template <class L, int MR>
+void backwardInputSmallM(float* dinp, const float* A, const typename L::E* W, int N, int K, int k0, int k1) {
+  constexpr int NV = kBigNV / MR, NB = NV * 16;
+  int kk = k0;
+  for (; kk + NB <= k1; kk += NB)
+    gemmTile<MR, NV, L>(N, A, MR, W + kk, K, dinp + kk, K, static_cast<__mmask16>(0xffff), true, nullptr);
+  for (; kk < k1; kk += kNR) tile<L>(MR, std::min(kNR, k1 - kk), N, A, MR, W + kk, K, dinp + kk, K, true, nullptr);
+}
+
+template <class L>
+void backwardInputSmall(float* dinp, const float* dout, const typename L::E* W, int M, int N, int K) {
+  // A(m, r) = dout[m, r] as [r][M] (for M = 1 that is dout itself)
+  const float* A = dout;
+  if (M > 1) {
+    float* ap = tlsA.get(static_cast<size_t>(M) * N);
+    for (int r = 0; r < N; r++)
+      for (int i = 0; i < M; i++) ap[static_cast<size_t>(r) * M + i] = dout[static_cast<size_t>(i) * N + r];
+    A = ap;
+  }
+  // Start the column blocks where W's rows are aligned (when every row is, i.e. a row is a whole
+  // number of vectors): split loads would halve the sweep's speed. The few columns before go first.
+  constexpr int es = sizeof(typename L::E), vecBytes = 16 * es;
+  const uintptr_t w0 = reinterpret_cast<uintptr_t>(W);
+  const int lead = (static_cast<size_t>(K) * es) % vecBytes == 0 && w0 % es == 0
+                       ? std::min(K, static_cast<int>(((vecBytes - w0 % vecBytes) % vecBytes) / es))
+                       : 0;
+  const int T = double(M) * N * K < kSerialWork ? 1 : std::max(1, omp_get_max_threads());
+  const int parts = std::clamp((K - lead) / (2 * kBigNV * 16), 1, T);
+#pragma omp parallel num_threads(parts)
+  {
+    const int t = omp_get_thread_num();
+    if (t == 0 && lead > 0) tile<L>(M, lead, N, A, M, W, K, dinp, K, true, nullptr);
+    auto [k0, k1] = range(K - lead, parts, t, kBigNV * 16);
+    k0 += lead;
+    k1 += lead;
+    if (k0 < k1) switch (M) {
+        case 1: backwardInputSmallM<L, 1>(dinp, A, W, N, K, k0, k1); break;
+        case 2: backwardInputSmallM<L, 2>(dinp, A, W, N, K, k0, k1); break;
+        case 3: backwardInputSmallM<L, 3>(dinp, A, W, N, K, k0, k1); break;
+        default: backwardInputSmallM<L, 4>(dinp, A, W, N, K, k0, k1); break;
+      }
+  }
+}
+
+template <class L>
+void backwardInputAny(float* dinp, const float* dout, const void* w, int M, int N, int K) {
+  const auto* W = static_cast<const typename L::E*>(w);
+  if (M <= kSmallBwdM) backwardInputSmall<L>(dinp, dout, W, M, N, K);
+  else backwardInput<L>(dinp, dout, W, M, N, K);
+}
+
+template <class L>
+void forwardAny(float* out, const float* inp, const void* w, const float* bias, int M, int N, int K, bool accumulate) {
+  const auto* W = static_cast<const typename L::E*>(w);
+#if defined(__AVX512BF16__)
+  if constexpr (std::is_same_v<L, LoadBF16>)
+    if (gBf16Dot && M >= gSmallM && K % 2 == 0) return forwardPackedBf16Dot(out, inp, W, bias, M, N, K, accumulate);
+#endif
+  if (M < gSmallM) forwardDot<L>(out, inp, W, bias, M, N, K, accumulate);
+  else forwardPacked<L>(out, inp, W, bias, M, N, K, accumulate);
+}
+
+}  // namespace
+
+int matmul_avx512_set_bf16_dot(int on) {
+  const int prev = gBf16Dot;
+#if defined(__AVX512BF16__)
+  gBf16Dot = on ? 1 : 0;
+#else
+  (void)on;
+#endif
+  return prev;
+}
+
+int matmul_avx512_set_small_m(int smallM) {
+  const int prev = gSmallM;
+  gSmallM = std::max(1, smallM);
+  return prev;
+}
+
+bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate) {
+  const int N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0) return true;
+  if (K <= 0) {  // empty reduction: out = bias (or unchanged)
+    for (int m = 0; m < M; m++)
+      for (int n = 0; n < N; n++) {
+        float& o = out[static_cast<size_t>(m) * N + n];
+        const float v = bias ? bias[n] : 0.0f;
+        o = accumulate ? o + v : v;
+      }
+    return true;
+  }
+  switch (w.dtype) {
+    case DType::F32: forwardAny<LoadF32>(out, inp, w.data, bias, M, N, K, accumulate); return true;
+    case DType::BF16: forwardAny<LoadBF16>(out, inp, w.data, bias, M, N, K, accumulate); return true;
+    case DType::F16: forwardAny<LoadF16>(out, inp, w.data, bias, M, N, K, accumulate); return true;
+    default: return false;
+  }
+}
+
+bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, int M) {
+  const int N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0 || K <= 0) return true;
+  switch (w.dtype) {
+    case DType::F32: backwardInputAny<LoadF32>(dinp, dout, w.data, M, N, K); return true;
+    case DType::BF16: backwardInputAny<LoadBF16>(dinp, dout, w.data, M, N, K); return true;
+    case DType::F16: backwardInputAny<LoadF16>(dinp, dout, w.data, M, N, K); return true;
+    default: return false;
+  }
+}
+
+bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K,
+                                   int N) {
+  if (M <= 0 || N <= 0) return true;
+  if (dweight && K > 0) backwardWeight(dweight, dout, inp, M, K, N);
+  if (dbias) {
+#pragma omp parallel for schedule(static) if (double(M) * N >= kSerialWork)
+    for (int n0 = 0; n0 < N; n0 += 256) {
+      const int nw = std::min(256, N - n0);
+      float sum[256] = {};
+      for (int m = 0; m < M; m++) {
+        const float* g = dout + static_cast<size_t>(m) * N + n0;
+        for (int j = 0; j < nw; j++) sum[j] += g[j];
+      }
+      for (int j = 0; j < nw; j++) dbias[n0 + j] += sum[j];
+    }
+  }
+  return true;
+}
+
+#else  // no AVX-512: the generic kernels serve every call
+
+bool matmul_avx512_compiled() { return false; }
+int matmul_avx512_set_small_m(int) { return 0; }
+int matmul_avx512_set_bf16_dot(int) { return 0; }
+bool matmul_forward_avx512(float*, const float*, const Mat&, const float*, int, bool) { return false; }
+bool matmul_backward_input_avx512(float*, const float*, const Mat&, int) { return false; }
+bool matmul_backward_weight_avx512(float*, float*, const float*, const float*, int, int, int) { return false; }
+
+#endif
+
+}  // namespace rrec::cpu

@@ -1,0 +1,42 @@
+// The implementations behind cpu::matmul_* (ops.h), named so that tests and benchmarks can call
+// each one directly: the portable blocked loops (any CPU, T = float or double) and the AVX-512
+// register-blocked kernels (T = float, weights F32/BF16/F16). matmul_* in ops.h picks the fastest
+// one this binary and CPU support; these are for native/addon/kernels_addon.cc and bench/.
+// Shapes as in ops.h: out/inp [M, K] x W [N, K] (nn.Linear layout) -> [M, N].
+#pragma once
+#include "ops.h"
+
+namespace rrec::cpu {
+
+// Portable blocked loops: the reference the fast kernels are measured against.
+template <typename T>
+void matmul_forward_generic(T* out, const T* inp, const Mat& w, const T* bias, int M, bool accumulate);
+template <typename T>
+void matmul_backward_input_generic(T* dinp, const T* dout, const Mat& w, int M);
+template <typename T>
+void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N);
+
+// True when this binary holds the AVX-512 float kernels (compiled with AVX512F + AVX512BW).
+bool matmul_avx512_compiled();
+
+// AVX-512 float kernels. Each returns false, doing nothing, when it cannot handle the call (not
+// compiled in, or a weight dtype other than F32/BF16/F16); the caller then uses the generic path.
+// Weight pointers need only their element alignment (2 bytes for BF16/F16, 4 for F32).
+bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate);
+bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, int M);
+bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K,
+                                   int N);
+
+// Tuning knobs of the AVX-512 forward, for benchmarks: below smallM rows the forward uses
+// K-vectorised dot products straight from W (no packing; decode), from smallM on it packs W into
+// [K, 32]-panels and runs the register-blocked GEMM. Returns the previous value.
+int matmul_avx512_set_small_m(int smallM);
+
+// Opt-in, off by default: forward with BF16 weights and M >= smallM rounds inp to bf16 and uses
+// AVX512_BF16 dot products (vdpbf16ps, twice the f32 FMA rate). Adds a relative error of up to
+// 2^-9 per input element, too much for training (the model tests expect f32 accuracy); for
+// sampling and evaluation. Also set by RREC_BF16_DOT=1 at load. Ignored (stays 0) when the binary
+// was not compiled with AVX512_BF16. Returns the previous value.
+int matmul_avx512_set_bf16_dot(int on);
+
+}  // namespace rrec::cpu

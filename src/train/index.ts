@@ -1,0 +1,87 @@
+/**
+ * The trainer's supporting pieces: configuration, model registry, learning-rate schedules, data
+ * order, checkpoint folders and metrics logging. (GrpoTrainer itself will live here too.)
+ */
+export {
+  BUILTIN_MODEL,
+  LORA_TARGET_MODULES,
+  REWARD_FUNC_NAMES,
+  TINY_MODEL_SFT_EPOCHS,
+  TRAIN_CONFIG_ALIASES,
+  TRAIN_CONFIG_FIELDS,
+  TrainConfigError,
+  closeFieldNames,
+  configFromFlags,
+  defaultRunName,
+  formatTrainConfigFields,
+  kvMemoryBudgetBytes,
+  modelSlug,
+  parseMemoryBudget,
+  resolveTrainConfig,
+  runDir,
+  trainFlagSpecs,
+  type ConfigIssue,
+  type ResolveOptions,
+  type RewardFuncName,
+  type ScaleRewards,
+  type TrainConfig,
+  type TrainConfigField,
+} from './config.js';
+export {
+  DEFAULT_PATHS_FILE,
+  ModelPathError,
+  PATHS_ENV_VAR,
+  loadModelPaths,
+  lookupModel,
+  missingModelFiles,
+  parseModelPaths,
+  resolveModelPath,
+  type LoadModelPathsOptions,
+  type LoadedModelPaths,
+  type ModelPaths,
+} from './paths.js';
+export { createLrSchedule, learningRateAt, lrMultiplier, type LrScheduleConfig, type LrSchedulerType } from './schedule.js';
+export {
+  DataOrder,
+  SplitMix64,
+  batchesPerEpoch,
+  epochPermutation,
+  epochState,
+  mix64,
+  totalTrainingSteps,
+  type DataBatch,
+  type DataCursor,
+  type DataOrderOptions,
+  type DataOrderState,
+} from './data-order.js';
+export {
+  CHECKPOINT_PREFIX,
+  checkpointName,
+  cleanStaleTemps,
+  latestCheckpoint,
+  listCheckpoints,
+  readJsonFile,
+  rotateCheckpoints,
+  writeDirAtomic,
+  writeFileSynced,
+  writeJsonSynced,
+  type CheckpointInfo,
+  type WriteDirOptions,
+} from './checkpoint-dir.js';
+export {
+  DEFAULT_PROGRESS_KEYS,
+  MetricsLog,
+  ProgressReporter,
+  formatDuration,
+  formatMetricValue,
+  formatRecord,
+  parseMetricsLog,
+  readMetricsLog,
+  type MetricsLogOptions,
+  type ProgressOptions,
+  type ProgressStream,
+  type StepMetrics,
+  type StepRecord,
+} from './metrics-log.js';
+export { REWARD_FUNCS, rewardFromConfig } from './reward-registry.js';
+export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStepOptions, type SftStepResult } from './sft.js';

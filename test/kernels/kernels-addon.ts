@@ -1,0 +1,34 @@
+// Types for the addon's TEST-ONLY kernel exports (native/addon/kernels_addon.cc), shared by
+// test/kernels/ and bench/kernels.ts. Not part of the library's API (src/native.ts leaves them out).
+
+/** Which implementation to run: what the model uses, the portable loops, or the AVX-512 kernels. */
+export type KernelImpl = 'auto' | 'generic' | 'avx512';
+/** Stored weight dtypes; F64 goes with Float64Array activations (the double build). */
+export type WeightDtype = 'F32' | 'BF16' | 'F16' | 'F64';
+export type Floats = Float32Array | Float64Array;
+
+export interface KernelExports {
+  /** out[M,N] (=|+=) inp[M,K] @ W^T + bias; w holds W [N,K] as stored bytes. Returns seconds for `reps` runs. */
+  _matmulForward(
+    out: Floats, inp: Floats, w: Uint8Array, dtype: WeightDtype, M: number, K: number, N: number,
+    bias: Floats | null, accumulate: boolean, impl?: KernelImpl, reps?: number,
+  ): number;
+  /** dinp[M,K] += dout[M,N] @ W. */
+  _matmulBackwardInput(
+    dinp: Floats, dout: Floats, w: Uint8Array, dtype: WeightDtype, M: number, K: number, N: number,
+    impl?: KernelImpl, reps?: number,
+  ): number;
+  /** dweight[N,K] += dout^T @ inp; dbias[N] += column sums of dout (either may be null). */
+  _matmulBackwardWeight(
+    dweight: Floats | null, dbias: Floats | null, dout: Floats, inp: Floats, M: number, K: number, N: number,
+    impl?: KernelImpl, reps?: number,
+  ): number;
+  /** threads: what the kernels' OpenMP regions use (OMP_NUM_THREADS, else every core). */
+  _matmulKernelInfo(): { avx512: boolean; threads: number; smallM: number; bf16Dot: boolean; bf16DotCompiled: boolean };
+  /** Opt-in bf16 x bf16 forward (AVX512_BF16) for BF16 weights and M >= smallM. Returns the previous value. */
+  _matmulSetBf16Dot(on: boolean): boolean;
+  /** Forward: M below smallM uses the dot-product kernel. Returns the previous value. */
+  _matmulSetSmallM(smallM: number): number;
+  /** GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread for `seconds`. */
+  _fmaPeak(seconds: number): number;
+}
