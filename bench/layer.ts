@@ -76,7 +76,8 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error(`torch peer failed: ${r.stderr}`);
     return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number[] }).ms[0]!;
   };
-  await ours(); // warm-up: first-touch of activation memory
+  // warm-up: the first passes first-touch the activation memory (slow 4 KiB page faults here)
+  for (let w = 0; w < option("warmup", 3); w++) await ours();
   const a: number[] = [];
   const b: number[] = [];
   for (let r = 0; r < rounds; r++) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "rrec/buffer_pool.h"
 #include "rrec/model.h"
 #include "rrec/rng.h"
 
@@ -39,8 +40,8 @@ inline void addInto(T* dst, const T* src, size_t n) {
   for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-template <typename T>
-inline void rmsnormRows(std::vector<T>& out, std::vector<T>& rstd, const T* x, const std::vector<T>& w, int M, int C, double eps,
+template <typename T, typename Vec>
+inline void rmsnormRows(Vec& out, Vec& rstd, const T* x, const std::vector<T>& w, int M, int C, double eps,
                  bool plusOne) {
   out.resize(static_cast<size_t>(M) * C);
   rstd.resize(static_cast<size_t>(M));
@@ -48,11 +49,11 @@ inline void rmsnormRows(std::vector<T>& out, std::vector<T>& rstd, const T* x, c
 }
 
 // Y[M, out] += scale * (dropout(X) @ A^T) @ B^T; keeps xa = dropout(X) @ A^T.
-template <typename T>
-inline void loraForward(T* Y, const T* X, int M, Adapter<T>& ad, int l, int m, std::vector<T>& xa, bool drop,
+template <typename T, typename Vec>
+inline void loraForward(T* Y, const T* X, int M, Adapter<T>& ad, int l, int m, Vec& xa, bool drop,
                         uint64_t seed) {
   const int in = ad.inFeatures(m), out = ad.outFeatures(m), r = ad.config().rank;
-  std::vector<T> xd;
+  Buf<T> xd;
   const T* src = X;
   if (drop) {
     xd.resize(static_cast<size_t>(M) * in);
@@ -62,21 +63,21 @@ inline void loraForward(T* Y, const T* X, int M, Adapter<T>& ad, int l, int m, s
   }
   xa.assign(static_cast<size_t>(M) * r, T(0));
   cpu::matmul_forward(xa.data(), src, dense(ad.A(l, m), r, in), static_cast<const T*>(nullptr), M, false);
-  std::vector<T> xs(xa.size());
+  Buf<T> xs(xa.size());
   for (size_t i = 0; i < xa.size(); i++) xs[i] = xa[i] * ad.scale();
   cpu::matmul_forward(Y, xs.data(), dense(ad.B(l, m), out, r), static_cast<const T*>(nullptr), M, true);
 }
 
 // Given dY, accumulates dA, dB and dX (dX += d/dX of the LoRA path only).
-template <typename T>
-inline void loraBackward(T* dX, const T* X, const T* dY, int M, Adapter<T>& ad, int l, int m, const std::vector<T>& xa,
+template <typename T, typename Vec>
+inline void loraBackward(T* dX, const T* X, const T* dY, int M, Adapter<T>& ad, int l, int m, const Vec& xa,
                          bool drop, uint64_t seed) {
   const int in = ad.inFeatures(m), out = ad.outFeatures(m), r = ad.config().rank;
   const T s = ad.scale();
-  std::vector<T> dxa(static_cast<size_t>(M) * r, T(0));
+  Buf<T> dxa(static_cast<size_t>(M) * r, T(0));
   cpu::matmul_backward_input(dxa.data(), dY, dense(ad.B(l, m), out, r), M);
   for (T& v : dxa) v *= s;
-  std::vector<T> xs(xa.size());
+  Buf<T> xs(xa.size());
   for (size_t i = 0; i < xa.size(); i++) xs[i] = xa[i] * s;
   cpu::matmul_backward_weight(ad.gradB(l, m), static_cast<T*>(nullptr), dY, xs.data(), M, r, out);
   const double p = ad.config().dropout;
@@ -85,10 +86,10 @@ inline void loraBackward(T* dX, const T* X, const T* dY, int M, Adapter<T>& ad, 
     cpu::matmul_backward_input(dX, dxa.data(), dense(ad.A(l, m), r, in), M);
     return;
   }
-  std::vector<T> xd(static_cast<size_t>(M) * in);
+  Buf<T> xd(static_cast<size_t>(M) * in);
   for (int64_t i = 0; i < static_cast<int64_t>(xd.size()); i++) xd[i] = X[i] * dropoutScale<T>(seed, l, m, i, p);
   cpu::matmul_backward_weight(ad.gradA(l, m), static_cast<T*>(nullptr), dxa.data(), xd.data(), M, in, r);
-  std::vector<T> tmp(xd.size(), T(0));
+  Buf<T> tmp(xd.size(), T(0));
   cpu::matmul_backward_input(tmp.data(), dxa.data(), dense(ad.A(l, m), r, in), M);
   for (int64_t i = 0; i < static_cast<int64_t>(tmp.size()); i++) dX[i] += tmp[i] * dropoutScale<T>(seed, l, m, i, p);
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "rrec/buffer_pool.h"
 #include "rrec/errors.h"
 #include "rrec/model.h"
 #include "rrec/rng.h"
@@ -17,17 +18,17 @@ namespace rrec {
 
 template <typename T>
 struct LayerActs {
-  std::vector<T> xin;            // [M, C] residual stream entering the layer
-  std::vector<T> n1, r1;         // [M, C], [M] attention-input norm and its 1/rms
-  std::vector<T> q, k, v;        // [M, Hq*D], [M, Hk*D] x2 (q, k after rotary)
-  std::vector<T> probs;          // sum_s Hq L_s^2 attention probabilities
-  std::vector<T> att;            // [M, Hq*D] attention output, o_proj input
-  std::vector<T> ao, rp1;        // [M, C], [M] o_proj output and its post-norm 1/rms (Gemma2)
-  std::vector<T> xmid;           // [M, C] residual after attention
-  std::vector<T> n2, r2;         // [M, C], [M] MLP-input norm
-  std::vector<T> gate, up, h;    // [M, F]
-  std::vector<T> mo, rp2;        // [M, C], [M] down_proj output and post-norm 1/rms (Gemma2)
-  std::vector<T> xa[kNumModules];// [M, r] LoRA: dropout(x) @ A^T
+  Buf<T> xin;            // [M, C] residual stream entering the layer
+  Buf<T> n1, r1;         // [M, C], [M] attention-input norm and its 1/rms
+  Buf<T> q, k, v;        // [M, Hq*D], [M, Hk*D] x2 (q, k after rotary)
+  Buf<T> probs;          // sum_s Hq L_s^2 attention probabilities
+  Buf<T> att;            // [M, Hq*D] attention output, o_proj input
+  Buf<T> ao, rp1;        // [M, C], [M] o_proj output and its post-norm 1/rms (Gemma2)
+  Buf<T> xmid;           // [M, C] residual after attention
+  Buf<T> n2, r2;         // [M, C], [M] MLP-input norm
+  Buf<T> gate, up, h;    // [M, F]
+  Buf<T> mo, rp2;        // [M, C], [M] down_proj output and post-norm 1/rms (Gemma2)
+  Buf<T> xa[kNumModules];// [M, r] LoRA: dropout(x) @ A^T
 };
 
 template <typename T>
@@ -35,7 +36,7 @@ struct ForwardState {
   std::vector<int32_t> tokens, seqOffsets, positions, targetRows, targetTokens;
   std::vector<int64_t> probOffsets;
   std::vector<LayerActs<T>> layers;
-  std::vector<T> nf, rf, xf;   // [n, C] final-norm output, [n] 1/rms, [n, C] its input rows
+  Buf<T> nf, rf, xf;   // [n, C] final-norm output, [n] 1/rms, [n, C] its input rows
   std::vector<double> lse;     // [n] log-sum-exp of the (soft-capped) logits
   bool dropout = false;
   uint64_t seed = 0;
@@ -104,7 +105,7 @@ std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<
   st->layers.resize(keep ? static_cast<size_t>(c.layers) : 1);
 
   // ---- embeddings
-  std::vector<T> x(static_cast<size_t>(M) * C);
+  Buf<T> x(static_cast<size_t>(M) * C);
   cpu::embedding_forward(x.data(), st->tokens.data(), embed_, M, embedScale_);
   const cpu::Act act = c.act == Activation::SiLU ? cpu::Act::SiLU : cpu::Act::GeluTanh;
   const size_t MC = static_cast<size_t>(M) * C;
@@ -135,7 +136,7 @@ std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<
     if (adapter && adapter->has(l, kO)) loraForward(A.ao.data(), A.att.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
     A.xmid = A.xin;
     if (c.sandwichNorms) {
-      std::vector<T> normed;
+      Buf<T> normed;
       rmsnormRows(normed, A.rp1, A.ao.data(), L.attnPostNorm, M, C, c.rmsEps, c.normPlusOne);
       addInto(A.xmid.data(), normed.data(), MC);
     } else {
@@ -157,7 +158,7 @@ std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<
     if (adapter && adapter->has(l, kDown)) loraForward(A.mo.data(), A.h.data(), M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
     x = A.xmid;
     if (c.sandwichNorms) {
-      std::vector<T> normed;
+      Buf<T> normed;
       rmsnormRows(normed, A.rp2, A.mo.data(), L.mlpPostNorm, M, C, c.rmsEps, c.normPlusOne);
       addInto(x.data(), normed.data(), MC);
     } else {
@@ -174,7 +175,7 @@ std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<
   if (opt.entropy) pass->entropy_.assign(static_cast<size_t>(n), 0.0);
   st->lse.assign(static_cast<size_t>(n), 0.0);
   const int chunk = std::max(1, std::min(n, (1 << 22) / std::max(1, V)));
-  std::vector<T> logits(static_cast<size_t>(chunk) * V);
+  Buf<T> logits(static_cast<size_t>(chunk) * V);
   const double cap = c.finalSoftcap;
   for (int i0 = 0; i0 < n; i0 += chunk) {
     const int nc = std::min(chunk, n - i0);
@@ -219,9 +220,9 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
   const bool full = full_;
 
   // ---- log-softmax and lm_head: dz_v = g (1[v = target] - p_v), through the soft-cap, into dnf
-  std::vector<T> dnf(static_cast<size_t>(n) * C, T(0));
+  Buf<T> dnf(static_cast<size_t>(n) * C, T(0));
   const int chunk = std::max(1, std::min(n, (1 << 22) / std::max(1, V)));
-  std::vector<T> logits(static_cast<size_t>(chunk) * V);
+  Buf<T> logits(static_cast<size_t>(chunk) * V);
   const double cap = c.finalSoftcap;
   for (int i0 = 0; i0 < n; i0 += chunk) {
     const int nc = std::min(chunk, n - i0);
@@ -247,10 +248,10 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
       cpu::matmul_backward_weight(gLmHead_, static_cast<T*>(nullptr), logits.data(), &st->nf[static_cast<size_t>(i0) * C], nc, C, V);
   }
   // final norm, scattered back to the target rows of the residual stream
-  std::vector<T> dxf(static_cast<size_t>(n) * C, T(0));
+  Buf<T> dxf(static_cast<size_t>(n) * C, T(0));
   cpu::rmsnorm_backward(dxf.data(), full ? gFinalNorm_ : static_cast<T*>(nullptr), dnf.data(), st->xf.data(), finalNorm_.data(),
                         st->rf.data(), n, C, c.normPlusOne);
-  std::vector<T> dx(MC, T(0));
+  Buf<T> dx(MC, T(0));
   for (int i = 0; i < n; i++) {
     T* d = &dx[static_cast<size_t>(st->targetRows[i]) * C];
     const T* s = &dxf[static_cast<size_t>(i) * C];
@@ -266,18 +267,18 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
     const Layer& L = layers_[l];
     LayerActs<T>& A = st->layers[l];
     // ---- MLP block: x_out = xmid + post(mo)
-    std::vector<T> dmo(MC, T(0));
+    Buf<T> dmo(MC, T(0));
     if (c.sandwichNorms)
       cpu::rmsnorm_backward(dmo.data(), full ? L.gMlpPostNorm : static_cast<T*>(nullptr), dx.data(), A.mo.data(),
                             L.mlpPostNorm.data(), A.rp2.data(), M, C, c.normPlusOne);
     else
       dmo = dx;
-    std::vector<T> dh(MF, T(0));
+    Buf<T> dh(MF, T(0));
     baseBackward(dh.data(), A.h.data(), dmo.data(), L, kDown);
     if (adapter && adapter->has(l, kDown)) loraBackward(dh.data(), A.h.data(), dmo.data(), M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
-    std::vector<T> dgate(MF), dup(MF);
+    Buf<T> dgate(MF), dup(MF);
     cpu::gated_act_backward(dgate.data(), dup.data(), dh.data(), A.gate.data(), A.up.data(), static_cast<int64_t>(MF), act);
-    std::vector<T> dn2(MC, T(0));
+    Buf<T> dn2(MC, T(0));
     baseBackward(dn2.data(), A.n2.data(), dgate.data(), L, kGate);
     if (adapter && adapter->has(l, kGate)) loraBackward(dn2.data(), A.n2.data(), dgate.data(), M, *adapter, l, kGate, A.xa[kGate], st->dropout, st->seed);
     baseBackward(dn2.data(), A.n2.data(), dup.data(), L, kUp);
@@ -286,22 +287,22 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
     cpu::rmsnorm_backward(dx.data(), full ? L.gMlpNorm : static_cast<T*>(nullptr), dn2.data(), A.xmid.data(), L.mlpNorm.data(),
                           A.r2.data(), M, C, c.normPlusOne);
     // ---- attention block: xmid = xin + post(ao)
-    std::vector<T> dao(MC, T(0));
+    Buf<T> dao(MC, T(0));
     if (c.sandwichNorms)
       cpu::rmsnorm_backward(dao.data(), full ? L.gAttnPostNorm : static_cast<T*>(nullptr), dx.data(), A.ao.data(),
                             L.attnPostNorm.data(), A.rp1.data(), M, C, c.normPlusOne);
     else
       dao = dx;
-    std::vector<T> datt(static_cast<size_t>(M) * Hq * D, T(0));
+    Buf<T> datt(static_cast<size_t>(M) * Hq * D, T(0));
     baseBackward(datt.data(), A.att.data(), dao.data(), L, kO);
     if (adapter && adapter->has(l, kO)) loraBackward(datt.data(), A.att.data(), dao.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
-    std::vector<T> dq(A.q.size(), T(0)), dk(A.k.size(), T(0)), dv(A.v.size(), T(0));
+    Buf<T> dq(A.q.size(), T(0)), dk(A.k.size(), T(0)), dv(A.v.size(), T(0));
     const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
     cpu::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), A.probs.data(), A.q.data(), A.k.data(), A.v.data(),
                             st->seqOffsets.data(), S, st->probOffsets.data(), Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
     cpu::rope_backward(dq.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
     cpu::rope_backward(dk.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
-    std::vector<T> dn1(MC, T(0));
+    Buf<T> dn1(MC, T(0));
     const T* dqkv[3] = {dq.data(), dk.data(), dv.data()};
     for (int m = kQ; m <= kV; m++) {
       baseBackward(dn1.data(), A.n1.data(), dqkv[m], L, m);
