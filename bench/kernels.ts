@@ -7,7 +7,7 @@
 // shared machine hit all columns alike.
 //
 // Run from the repository root after `npx node-gyp rebuild` (tsx is not installed, so compile):
-//   sh bench/run-kernels.sh            # = tsc -p bench/tsconfig.kernels.json && node <out>/bench/kernels.js
+//   sh bench/run-kernels.sh            # = tsc -p bench/tsconfig.json && node <out>/bench/kernels.js
 // Options: --rounds=5 --seconds=0.04 (per timed batch) --no-peers --quick (M=16 and 512 only)
 //   --openblas-coretype=SkylakeX. Threads: OMP_NUM_THREADS (default every core) for ours and oneDNN,
 //   the same count for OpenBLAS.

@@ -14,7 +14,7 @@
  *   LoRA        small (rank 8).  For 4 x 256 tokens: 63.1 GFLOP.
  *
  * Run from the repository root after `npm install`:
- *   npx tsc -p bench/tsconfig.layer.json --outDir dist/bench && node dist/bench/bench/layer.js
+ *   npm run bench -- --only=layer   (or: node dist/bench/bench/layer.js after one npm run bench)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

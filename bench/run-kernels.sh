@@ -5,5 +5,5 @@
 set -e
 cd "$(dirname "$0")/.."
 out="${TMPDIR:-/tmp}/rrec-bench-kernels"
-npx tsc -p bench/tsconfig.kernels.json --outDir "$out"
+npx tsc -p bench/tsconfig.json --outDir "$out"
 RREC_ROOT="$PWD" node "$out/bench/kernels.js" "$@"
