@@ -26,17 +26,6 @@ bool parseModuleName(const std::string& s, int* out) {
 
 namespace {
 
-std::string readText(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw LoadError(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::string out;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  std::fclose(f);
-  return out;
-}
-
 std::string shapeStr(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -147,7 +136,7 @@ std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetu
   std::unique_ptr<Model<T>> m(new Model<T>());
   m->full_ = fullFinetune;
   const std::string cfgPath = dir + "/config.json";
-  m->cfg_ = parseModelConfig(readText(cfgPath), cfgPath);
+  m->cfg_ = parseModelConfig(readTextFile(cfgPath), cfgPath);
   m->files_ = SafetensorsSet::openDir(dir);
   m->loadWeights(dir);
   return m;

@@ -20,9 +20,7 @@
 
 namespace rrec {
 
-namespace {
-
-std::string readSmallFile(const std::string& path) {
+std::string readTextFile(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw LoadError(path + ": cannot open (" + std::strerror(errno) + ")");
   std::string out;
@@ -32,6 +30,8 @@ std::string readSmallFile(const std::string& path) {
   std::fclose(f);
   return out;
 }
+
+namespace {
 
 bool fileExists(const std::string& path) {
   struct stat st;
@@ -174,7 +174,7 @@ std::unique_ptr<SafetensorsSet> SafetensorsSet::openDir(const std::string& dir) 
     throw LoadError(dir + ": no model.safetensors or model.safetensors.index.json (only safetensors checkpoints are supported)");
   Json idx;
   try {
-    idx = Json::parse(readSmallFile(index));
+    idx = Json::parse(readTextFile(index));
   } catch (const JsonError& e) {
     throw LoadError(index + ": " + e.what());
   }

@@ -86,28 +86,41 @@ interface ParamHolder {
   zeroGrad(): void;
 }
 
-export class LoraAdapter {
+/**
+ * Access to trainable tensors by name: an adapter's (PEFT names, e.g.
+ * base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight) or, in full fine-tune mode, a
+ * model's (HF names). Values and gradients are copies.
+ */
+abstract class TrainableTensors {
+  protected abstract get holder(): ParamHolder;
+  params(): NativeParamInfo[] {
+    return this.holder.params();
+  }
+  getParam(name: string): NativeFloats {
+    return this.holder.getParam(name);
+  }
+  setParam(name: string, values: NativeFloats): void {
+    this.holder.setParam(name, values);
+  }
+  getGrad(name: string): NativeFloats {
+    return this.holder.getGrad(name);
+  }
+  zeroGrad(): void {
+    this.holder.zeroGrad();
+  }
+}
+
+export class LoraAdapter extends TrainableTensors {
   /** @internal */
-  constructor(readonly handle: NativeAdapterHandle, readonly options: Required<Omit<LoraOptions, 'targets'>> & { targets: LoraTarget[] }) {}
+  constructor(readonly handle: NativeAdapterHandle, readonly options: Required<Omit<LoraOptions, 'targets'>> & { targets: LoraTarget[] }) {
+    super();
+  }
+  protected get holder(): ParamHolder {
+    return this.handle;
+  }
   /** alpha / r (or alpha / sqrt(r) with rsLoRA). */
   get scale(): number {
     return this.handle.scale();
-  }
-  /** Tensors in PEFT's names, e.g. base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight. */
-  params(): NativeParamInfo[] {
-    return this.handle.params();
-  }
-  getParam(name: string): NativeFloats {
-    return this.handle.getParam(name);
-  }
-  setParam(name: string, values: NativeFloats): void {
-    this.handle.setParam(name, values);
-  }
-  getGrad(name: string): NativeFloats {
-    return this.handle.getGrad(name);
-  }
-  zeroGrad(): void {
-    this.handle.zeroGrad();
   }
 }
 
@@ -135,8 +148,13 @@ export class AdamW {
   }
 }
 
-export class CausalLM implements ParamHolder {
-  private constructor(private readonly handle: NativeModelHandle, readonly dir: string) {}
+export class CausalLM extends TrainableTensors implements ParamHolder {
+  private constructor(private readonly handle: NativeModelHandle, readonly dir: string) {
+    super();
+  }
+  protected get holder(): ParamHolder {
+    return this.handle;
+  }
 
   /** Loads config.json + model.safetensors (or a sharded index) from a Hugging Face model folder. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
@@ -180,22 +198,6 @@ export class CausalLM implements ParamHolder {
     return new AdamW(this.handle.createOptimizer(adapter ? adapter.handle : null));
   }
 
-  /** Trainable weights (full fine-tune mode only), HF names. */
-  params(): NativeParamInfo[] {
-    return this.handle.params();
-  }
-  getParam(name: string): NativeFloats {
-    return this.handle.getParam(name);
-  }
-  setParam(name: string, values: NativeFloats): void {
-    this.handle.setParam(name, values);
-  }
-  getGrad(name: string): NativeFloats {
-    return this.handle.getGrad(name);
-  }
-  zeroGrad(): void {
-    this.handle.zeroGrad();
-  }
   get busy(): boolean {
     return this.handle.busy();
   }

@@ -62,6 +62,9 @@ class SafetensorsSet {
   std::map<std::string, std::string> metadata_;
 };
 
+// Reads a whole small file (config.json, an index) as text. Throws LoadError naming the file.
+std::string readTextFile(const std::string& path);
+
 // Writes tensors (given as f32 values, stored as `dtype`) to a safetensors file atomically
 // (temp file, fsync, rename). Used to save adapters.
 struct TensorToWrite {
