@@ -7,3 +7,4 @@ export {
   type EvalInput,
   type EvalMetrics,
 } from './metrics.js';
+export { evaluate, type EvalExample, type EvaluateOptions, type EvaluateResult } from './run.js';

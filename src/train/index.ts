@@ -85,3 +85,4 @@ export {
 } from './metrics-log.js';
 export { REWARD_FUNCS, rewardFromConfig } from './reward-registry.js';
 export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStepOptions, type SftStepResult } from './sft.js';
+export { grpoStep, rolloutSeed, type GrpoExample, type GrpoReward, type GrpoStepConfig, type GrpoStepResult, type RewardValue } from './grpo-step.js';
