@@ -86,3 +86,4 @@ export {
 export { REWARD_FUNCS, rewardFromConfig } from './reward-registry.js';
 export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStepOptions, type SftStepResult } from './sft.js';
 export { grpoStep, rolloutSeed, type GrpoExample, type GrpoReward, type GrpoStepConfig, type GrpoStepResult, type RewardValue } from './grpo-step.js';
+export { saveCheckpoint, loadCheckpoint, type TrainerState, type CheckpointParts } from './checkpoint.js';
