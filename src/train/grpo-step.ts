@@ -205,11 +205,11 @@ export async function grpoStep<E extends GrpoExample>(
     grad_norm: gradNorm,
     learning_rate: cfg.lr,
     ...policy,
-    'time/generate_s': (t1 - t0) / 1000,
-    'time/score_s': (t2 - t1) / 1000,
-    'time/train_s': (t3 - t2) / 1000,
-    'tokens_per_s/generate': generated / Math.max(1e-9, (t1 - t0) / 1000),
-    'tokens_per_s/train': trainedTokens / Math.max(1e-9, (t3 - t2) / 1000),
+    'time/generate': (t1 - t0) / 1000,
+    'time/score': (t2 - t1) / 1000,
+    'time/train': (t3 - t2) / 1000,
+    'tokens_per_second/generate': generated / Math.max(1e-9, (t1 - t0) / 1000),
+    'tokens_per_second/train': trainedTokens / Math.max(1e-9, (t3 - t2) / 1000),
   };
   for (const [k, v] of Object.entries(parts)) {
     metrics[`rewards/${k}/mean`] = mean(v);

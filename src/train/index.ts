@@ -87,3 +87,5 @@ export { REWARD_FUNCS, rewardFromConfig } from './reward-registry.js';
 export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStepOptions, type SftStepResult } from './sft.js';
 export { grpoStep, rolloutSeed, type GrpoExample, type GrpoReward, type GrpoStepConfig, type GrpoStepResult, type RewardValue } from './grpo-step.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState, type CheckpointParts } from './checkpoint.js';
+export { GrpoTrainer, type FitOptions, type FitResult } from './trainer.js';
+export { ensureBuiltinModel, TINY_QWEN2 } from './builtin-model.js';

@@ -28,7 +28,7 @@ const cfg: GrpoStepConfig = {
 
 /** Metrics without the wall-clock ones. */
 function deterministic(m: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('time/') && !k.startsWith('tokens_per_s/')));
+  return Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('time/') && !k.startsWith('tokens_per_second/')));
 }
 
 async function run(lm: CausalLM, adapter: LoraAdapter, optimizer: AdamW, from: number, to: number) {
