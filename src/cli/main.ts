@@ -6,11 +6,13 @@
 import { CliUsageError } from './args.js';
 import { runInfo } from './info.js';
 import { runPreprocess } from './preprocess.js';
+import { runTrain } from './train.js';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string };
 
 const commands: Record<string, Command> = {
   preprocess: { run: runPreprocess, help: 'CSV splits -> Arrow dataset (Hugging Face save_to_disk layout)' },
+  train: { run: runTrain, help: 'GRPO training (SFT warm start, evaluation, checkpoints, resume)' },
   info: { run: runInfo, help: 'what the native addon was built with and what this CPU offers' },
 };
 
