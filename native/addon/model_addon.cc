@@ -47,6 +47,23 @@ void setParamValues(Param<T>& p, const std::vector<double>& values, Napi::Env en
   for (size_t i = 0; i < p.numel; i++) p.value[i] = static_cast<T>(values[i]);
 }
 
+enum class ParamOp { List, Value, Grad, Set };
+
+// The named-parameter calls shared by NativeAdapter and NativeModel: list, read a value or its
+// gradient (copies), or set a value.
+template <typename T>
+Napi::Value paramOp(const Napi::CallbackInfo& info, std::vector<Param<T>>& ps, ParamOp op) {
+  Napi::Env env = info.Env();
+  if (op == ParamOp::List) return paramList(env, ps);
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "the parameter name must be a string");
+  Param<T>* p = findParam(ps, info[0].As<Napi::String>().Utf8Value(), env);
+  switch (op) {
+    case ParamOp::Value: return typedArrayOf(env, p->value, p->numel);
+    case ParamOp::Grad: return typedArrayOf(env, p->grad, p->numel);
+    default: setParamValues(*p, numberArray(info[1], "values"), env); return env.Undefined();
+  }
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------
@@ -72,29 +89,16 @@ class NativeAdapter : public Napi::ObjectWrap<NativeAdapter> {
     return d ? fn(d->params()) : fn(f->params());
   }
   Napi::Value Params(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramList(info.Env(), ps); });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::List); });
   }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    return withParams(info.Env(), [&](auto& ps) {
-      auto* p = findParam(ps, name, info.Env());
-      return typedArrayOf(info.Env(), p->value, p->numel);
-    });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Value); });
   }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    return withParams(info.Env(), [&](auto& ps) {
-      auto* p = findParam(ps, name, info.Env());
-      return typedArrayOf(info.Env(), p->grad, p->numel);
-    });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Grad); });
   }
   Napi::Value SetParam(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    std::vector<double> values = numberArray(info[1], "values");
-    return withParams(info.Env(), [&](auto& ps) {
-      setParamValues(*findParam(ps, name, info.Env()), values, info.Env());
-      return info.Env().Undefined();
-    });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Set); });
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     return withParams(info.Env(), [&](auto&) {
@@ -432,29 +436,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return handle->d ? fn(handle->d->params()) : fn(handle->f->params());
   }
   Napi::Value Params(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramList(info.Env(), ps); });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::List); });
   }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    return withParams(info.Env(), [&](auto& ps) {
-      auto* p = findParam(ps, name, info.Env());
-      return typedArrayOf(info.Env(), p->value, p->numel);
-    });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Value); });
   }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    return withParams(info.Env(), [&](auto& ps) {
-      auto* p = findParam(ps, name, info.Env());
-      return typedArrayOf(info.Env(), p->grad, p->numel);
-    });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Grad); });
   }
   Napi::Value SetParam(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    std::vector<double> values = numberArray(info[1], "values");
-    return withParams(info.Env(), [&](auto& ps) {
-      setParamValues(*findParam(ps, name, info.Env()), values, info.Env());
-      return info.Env().Undefined();
-    });
+    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Set); });
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     ready(info.Env());
