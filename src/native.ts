@@ -56,7 +56,12 @@ export interface NativeModelConfig {
   finalSoftcap: number;
   dtype: 'float32' | 'float64';
   fullFinetune: boolean;
+  /** 'bf16': decoder projections multiply bf16 x bf16 where the CPU can (see LoadOptions.matmulPrecision). */
+  matmulPrecision: MatmulPrecision;
 }
+
+/** Precision of the decoder layers' matrix products against bf16-stored weights. */
+export type MatmulPrecision = 'fp32' | 'bf16';
 
 export interface NativeParamInfo {
   name: string;
@@ -182,7 +187,7 @@ export interface NativeTokenBytes {
 /** The addon's exports, typed in one place. Grows with each native feature. */
 export interface NativeAddon {
   features(): NativeFeatures;
-  loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean }): Promise<NativeModelHandle>;
+  loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean; matmulPrecision?: MatmulPrecision }): Promise<NativeModelHandle>;
   createEngine(
     model: NativeModelHandle,
     opts: { kvBudgetBytes?: number; kvMemoryFraction?: number; blockSize?: number; maxBatchTokens?: number; maxRunning?: number; prefixSharing?: boolean },

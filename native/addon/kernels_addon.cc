@@ -8,7 +8,7 @@
 //   _matmulBackwardWeight(dweight|null, dbias|null, dout, inp, M, K, N, impl?, reps?)
 // out/inp/... are Float32Array (T = float) or Float64Array (T = double, dtype must be "F64");
 // w is a Uint8Array over the stored weight bytes [N, K] (any byteOffset: tests pass unaligned
-// views), dtype "F32" | "BF16" | "F16" | "F64". impl: "auto" (what the model uses), "generic"
+// views), dtype "F32" | "BF16" | "F16" | "F64", or "BF16_PRODUCTS" (BF16 with Mat::bf16Products). impl: "auto" (what the model uses), "generic"
 // (portable loops) or "avx512" (throws when not compiled in). reps (default 1) runs the kernel that
 // many times; every call returns the seconds the runs took (steady clock, measured here).
 //   _matmulKernelInfo() -> { avx512, threads (OpenMP), smallM, bf16Dot (on now), bf16DotCompiled }
@@ -84,7 +84,11 @@ Mat weightArg(const Napi::CallbackInfo& info, size_t iw, size_t idt, int N, int 
   Napi::Env env = info.Env();
   if (!info[idt].IsString()) throw Napi::TypeError::New(env, "dtype must be a string");
   Mat m;
-  const std::string dt = info[idt].As<Napi::String>().Utf8Value();
+  std::string dt = info[idt].As<Napi::String>().Utf8Value();
+  if (dt == "BF16_PRODUCTS") {  // BF16 weights with Mat::bf16Products set
+    m.bf16Products = true;
+    dt = "BF16";
+  }
   if (!parseDType(dt, &m.dtype)) throw Napi::TypeError::New(env, "dtype must be F32, BF16, F16 or F64, got \"" + dt + "\"");
   if (!info[iw].IsTypedArray() || info[iw].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(env, "w must be a Uint8Array over the stored weight bytes");

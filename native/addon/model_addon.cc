@@ -322,6 +322,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("finalSoftcap", c.finalSoftcap);
     o.Set("dtype", handle->isDouble() ? "float64" : "float32");
     o.Set("fullFinetune", handle->isDouble() ? handle->d->fullFinetune() : handle->f->fullFinetune());
+    o.Set("matmulPrecision", (handle->isDouble() ? handle->d->bf16Products() : handle->f->bf16Products()) ? "bf16" : "fp32");
     return o;
   }
   Napi::Value CreateAdapter(const Napi::CallbackInfo& info) {
@@ -495,7 +496,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   }
 };
 
-// loadModel(dir, { dtype: 'float32' | 'float64', fullFinetune }) -> Promise<NativeModel>
+// loadModel(dir, { dtype: 'float32' | 'float64', fullFinetune, matmulPrecision: 'fp32' | 'bf16' }) -> Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadModel: dir must be a string");
@@ -506,12 +507,19 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   if (dtype != "float32" && dtype != "float64")
     throw Napi::Error::New(env, "loadModel: dtype must be \"float32\" or \"float64\", got \"" + dtype + "\"");
   bool full = boolField(o, "fullFinetune", false);
+  std::string precision = "fp32";
+  if (o.Get("matmulPrecision").IsString()) precision = o.Get("matmulPrecision").As<Napi::String>().Utf8Value();
+  else if (!o.Get("matmulPrecision").IsUndefined())
+    throw Napi::TypeError::New(env, "loadModel: matmulPrecision must be \"fp32\" or \"bf16\"");
+  if (precision != "fp32" && precision != "bf16")
+    throw Napi::Error::New(env, "loadModel: matmulPrecision must be \"fp32\" or \"bf16\", got \"" + precision + "\"");
+  const bool bf16 = precision == "bf16";
   auto handle = std::make_shared<ModelHandle>();
   return PromiseWorker::Queue(
       env, "rrec.loadModel",
-      [handle, dir, dtype, full]() {
-        if (dtype == "float64") handle->d = Model<double>::load(dir, full);
-        else handle->f = Model<float>::load(dir, full);
+      [handle, dir, dtype, full, bf16]() {
+        if (dtype == "float64") handle->d = Model<double>::load(dir, full, bf16);
+        else handle->f = Model<float>::load(dir, full, bf16);
       },
       [handle](Napi::Env e) -> Napi::Value {
         Napi::Object obj = ctors(e).model.New({});

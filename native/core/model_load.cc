@@ -132,13 +132,16 @@ void Model<T>::loadWeights(const std::string& dir) {
 }
 
 template <typename T>
-std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetune) {
+std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetune, bool bf16Products) {
   std::unique_ptr<Model<T>> m(new Model<T>());
   m->full_ = fullFinetune;
+  m->bf16Products_ = bf16Products;
   const std::string cfgPath = dir + "/config.json";
   m->cfg_ = parseModelConfig(readTextFile(cfgPath), cfgPath);
   m->files_ = SafetensorsSet::openDir(dir);
   m->loadWeights(dir);
+  for (Layer& L : m->layers_)
+    for (cpu::Mat& w : L.w) w.bf16Products = bf16Products;
   return m;
 }
 

@@ -1,8 +1,23 @@
 // Causal multi-head attention with GQA, optional logit soft-cap and sliding window, over a packed
 // batch of independent sequences. The forward keeps each (sequence, head) probability matrix for
 // the backward; the backward recomputes raw scores only where the soft-cap needs tanh'.
+//
+// Blocked formulation: each head's q, k, v (and gradients) are gathered into contiguous [L, D]
+// slices, and every product runs through the matmul kernels on blocks of kQueryBlock query rows
+// against the keys those rows can see ([lo, hi): causal, and the sliding window when there is
+// one), so the arithmetic is register-blocked GEMM instead of one dot product per (query, key):
+//   scores  S = Q_b K_r^T           matmul_forward         (W = K_r [nk, D])
+//   output  O_b = P_b V_r           matmul_backward_input  (W = V_r [nk, D])
+//   dP = dO_b V_r^T;  dS = P (dP - rowsum(P dP)) cap' scale
+//   dQ_b += dS K_r                  matmul_backward_input
+//   dK_r += dS^T Q_b, dV_r += P_b^T dO_b   matmul_backward_weight
+// Parallel over (sequence, head) in the forward and (sequence, kv head) in the backward, so the
+// heads of one GQA group never race on dK/dV; the kernels called inside run on the calling thread
+// (nested parallel regions get one thread). Masked entries inside a block (keys after the query,
+// or outside its window) have probability 0, so they add nothing to any product.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "ops.h"
@@ -10,7 +25,49 @@
 namespace rrec::cpu {
 
 namespace {
+
+constexpr int kQueryBlock = 64;  // query rows per block: the GEMMs' M (>= the packed-GEMM threshold)
+
 inline bool visible(int i, int j, int window) { return j <= i && (window <= 0 || i - j < window); }
+
+// Keys [lo, hi) that some query of rows [i0, i1) can see.
+struct KeyRange {
+  int lo, hi;
+};
+inline KeyRange keysOf(int i0, int i1, int window) { return {window > 0 ? std::max(0, i0 - window + 1) : 0, i1}; }
+
+template <typename T>
+Mat rowsOf(const T* data, int rows, int cols) {
+  Mat m;
+  m.data = data;
+  m.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
+  m.rows = rows;
+  m.cols = cols;
+  return m;
+}
+
+// dst[i, :] = x[i * ld + 0 .. D) for i < L (x already offset to the head)
+template <typename T>
+void gatherHead(T* dst, const T* x, size_t ld, int L, int D) {
+  for (int i = 0; i < L; i++) std::memcpy(dst + static_cast<size_t>(i) * D, x + i * ld, sizeof(T) * D);
+}
+// x[i * ld + d] += src[i, d]
+template <typename T>
+void scatterAddHead(T* x, const T* src, size_t ld, int L, int D) {
+  for (int i = 0; i < L; i++) {
+    T* o = x + i * ld;
+    const T* s = src + static_cast<size_t>(i) * D;
+    for (int d = 0; d < D; d++) o[d] += s[d];
+  }
+}
+
+// Thread-local scratch that only grows (fresh pages are slow to fault in).
+template <typename T>
+T* scratch(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
 }  // namespace
 
 template <typename T>
@@ -22,49 +79,57 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
   for (int s = 0; s < S; s++) {
     for (int h = 0; h < Hq; h++) {
       const int start = seqOffsets[s], L = seqOffsets[s + 1] - seqOffsets[s];
+      if (L <= 0) continue;
       const int kh = h / group;
+      static thread_local std::vector<T> bufQ, bufK, bufV, bufO, bufS;
+      const size_t LD = static_cast<size_t>(L) * D;
+      T* qh = scratch(bufQ, LD);
+      T* khd = scratch(bufK, LD);
+      T* vh = scratch(bufV, LD);
+      T* oh = scratch(bufO, LD);
+      T* sc = scratch(bufS, static_cast<size_t>(kQueryBlock) * L);
+      gatherHead(qh, q + start * qStride + static_cast<size_t>(h) * D, qStride, L, D);
+      gatherHead(khd, k + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
+      gatherHead(vh, v + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
+      std::fill(oh, oh + LD, T(0));
       T* P = probs + probOffsets[s] + static_cast<int64_t>(h) * L * L;
-      for (int i = 0; i < L; i++) {
-        const T* qi = q + (start + i) * qStride + static_cast<size_t>(h) * D;
-        T* pi = P + static_cast<size_t>(i) * L;
-        T mx = -INFINITY;
-        for (int j = 0; j < L; j++) {
-          if (!visible(i, j, window)) { pi[j] = 0; continue; }
-          const T* kj = k + (start + j) * kvStride + static_cast<size_t>(kh) * D;
-          T sc = 0;
-#pragma omp simd reduction(+ : sc)
-          for (int d = 0; d < D; d++) sc += qi[d] * kj[d];
-          sc *= T(scale);
-          if (softcap > 0) sc = T(softcap) * std::tanh(sc / T(softcap));
-          pi[j] = sc;
-          mx = std::max(mx, sc);
+      for (int i0 = 0; i0 < L; i0 += kQueryBlock) {
+        const int i1 = std::min(L, i0 + kQueryBlock), ib = i1 - i0;
+        const auto [lo, hi] = keysOf(i0, i1, window);
+        const int nk = hi - lo;
+        matmul_forward(sc, qh + static_cast<size_t>(i0) * D, rowsOf(khd + static_cast<size_t>(lo) * D, nk, D),
+                       static_cast<const T*>(nullptr), ib, false);
+        for (int r = 0; r < ib; r++) {
+          const int i = i0 + r;
+          T* row = sc + static_cast<size_t>(r) * nk;
+          T mx = -INFINITY;
+          for (int j = lo; j < hi; j++) {
+            if (!visible(i, j, window)) continue;
+            T a = row[j - lo] * T(scale);
+            if (softcap > 0) a = T(softcap) * std::tanh(a / T(softcap));
+            row[j - lo] = a;
+            mx = std::max(mx, a);
+          }
+          T sum = 0;
+          for (int j = lo; j < hi; j++) {
+            T& p = row[j - lo];
+            p = visible(i, j, window) ? std::exp(p - mx) : T(0);
+            sum += p;
+          }
+          const T inv = T(1) / sum;
+          T* pi = P + static_cast<size_t>(i) * L;
+          std::fill(pi, pi + lo, T(0));
+          for (int j = lo; j < hi; j++) pi[j] = row[j - lo] *= inv;
+          std::fill(pi + hi, pi + L, T(0));
         }
-        T sum = 0;
-        for (int j = 0; j < L; j++) {
-          if (!visible(i, j, window)) continue;
-          pi[j] = std::exp(pi[j] - mx);
-          sum += pi[j];
-        }
-        const T inv = T(1) / sum;
-        T* oi = out + (start + i) * qStride + static_cast<size_t>(h) * D;
-        for (int d = 0; d < D; d++) oi[d] = 0;
-        for (int j = 0; j < L; j++) {
-          if (!visible(i, j, window)) continue;
-          pi[j] *= inv;
-          const T p = pi[j];
-          const T* vj = v + (start + j) * kvStride + static_cast<size_t>(kh) * D;
-#pragma omp simd
-          for (int d = 0; d < D; d++) oi[d] += p * vj[d];
-        }
+        matmul_backward_input(oh + static_cast<size_t>(i0) * D, sc, rowsOf(vh + static_cast<size_t>(lo) * D, nk, D), ib);
       }
+      T* o = out + start * qStride + static_cast<size_t>(h) * D;
+      for (int i = 0; i < L; i++) std::memcpy(o + i * qStride, oh + static_cast<size_t>(i) * D, sizeof(T) * D);
     }
   }
 }
 
-// For one query row: o = sum_j p_j v_j, p = softmax(c), c_j = cap * tanh(a_j / cap), a_j = scale q.k_j
-//   dv_j += p_j do;  dp_j = do.v_j;  dc_j = p_j (dp_j - sum_l p_l dp_l);  da_j = dc_j (1 - tanh^2)
-//   dq += scale sum_j da_j k_j;  dk_j += scale da_j q
-// Parallel over (sequence, kv head) so the heads of one GQA group never race on dk/dv.
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
                         const int32_t* seqOffsets, int S, const int64_t* probOffsets, int Hq, int Hk, int D, double scale,
@@ -75,50 +140,61 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
   for (int s = 0; s < S; s++) {
     for (int kh = 0; kh < Hk; kh++) {
       const int start = seqOffsets[s], L = seqOffsets[s + 1] - seqOffsets[s];
-      std::vector<T> dp(static_cast<size_t>(L));
+      if (L <= 0) continue;
+      static thread_local std::vector<T> bufK, bufV, bufDK, bufDV, bufQ, bufDO, bufDQ, bufDP, bufP, bufRaw;
+      const size_t LD = static_cast<size_t>(L) * D, BL = static_cast<size_t>(kQueryBlock) * L;
+      T* khd = scratch(bufK, LD);
+      T* vh = scratch(bufV, LD);
+      T* dkh = scratch(bufDK, LD);
+      T* dvh = scratch(bufDV, LD);
+      T* qh = scratch(bufQ, LD);
+      T* doh = scratch(bufDO, LD);
+      T* dqh = scratch(bufDQ, LD);
+      T* dp = scratch(bufDP, BL);
+      T* pb = scratch(bufP, BL);
+      T* raw = softcap > 0 ? scratch(bufRaw, BL) : nullptr;
+      gatherHead(khd, k + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
+      gatherHead(vh, v + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
+      std::fill(dkh, dkh + LD, T(0));
+      std::fill(dvh, dvh + LD, T(0));
       for (int h = kh * group; h < (kh + 1) * group; h++) {
+        gatherHead(qh, q + start * qStride + static_cast<size_t>(h) * D, qStride, L, D);
+        gatherHead(doh, dout + start * qStride + static_cast<size_t>(h) * D, qStride, L, D);
+        std::fill(dqh, dqh + LD, T(0));
         const T* P = probs + probOffsets[s] + static_cast<int64_t>(h) * L * L;
-        for (int i = 0; i < L; i++) {
-          const T* pi = P + static_cast<size_t>(i) * L;
-          const T* doi = dout + (start + i) * qStride + static_cast<size_t>(h) * D;
-          const T* qi = q + (start + i) * qStride + static_cast<size_t>(h) * D;
-          T* dqi = dq + (start + i) * qStride + static_cast<size_t>(h) * D;
-          T pdp = 0;
-          for (int j = 0; j < L; j++) {
-            if (!visible(i, j, window)) { dp[j] = 0; continue; }
-            const T* vj = v + (start + j) * kvStride + static_cast<size_t>(kh) * D;
-            T* dvj = dv + (start + j) * kvStride + static_cast<size_t>(kh) * D;
-            T acc = 0;
-            const T p = pi[j];
-#pragma omp simd reduction(+ : acc)
-            for (int d = 0; d < D; d++) {
-              acc += doi[d] * vj[d];
-              dvj[d] += p * doi[d];
-            }
-            dp[j] = acc;
-            pdp += p * acc;
-          }
-          for (int j = 0; j < L; j++) {
-            if (!visible(i, j, window)) continue;
-            T da = pi[j] * (dp[j] - pdp);
-            const T* kj = k + (start + j) * kvStride + static_cast<size_t>(kh) * D;
-            if (softcap > 0) {
-              T a = 0;
-#pragma omp simd reduction(+ : a)
-              for (int d = 0; d < D; d++) a += qi[d] * kj[d];
-              const T t = std::tanh(a * T(scale) / T(softcap));
-              da *= T(1) - t * t;
-            }
-            da *= T(scale);
-            T* dkj = dk + (start + j) * kvStride + static_cast<size_t>(kh) * D;
-#pragma omp simd
-            for (int d = 0; d < D; d++) {
-              dqi[d] += da * kj[d];
-              dkj[d] += da * qi[d];
+        for (int i0 = 0; i0 < L; i0 += kQueryBlock) {
+          const int i1 = std::min(L, i0 + kQueryBlock), ib = i1 - i0;
+          const auto [lo, hi] = keysOf(i0, i1, window);
+          const int nk = hi - lo;
+          const Mat kr = rowsOf(khd + static_cast<size_t>(lo) * D, nk, D), vr = rowsOf(vh + static_cast<size_t>(lo) * D, nk, D);
+          const T* qb = qh + static_cast<size_t>(i0) * D;
+          const T* dob = doh + static_cast<size_t>(i0) * D;
+          matmul_forward(dp, dob, vr, static_cast<const T*>(nullptr), ib, false);  // dP = dO V^T
+          if (raw) matmul_forward(raw, qb, kr, static_cast<const T*>(nullptr), ib, false);  // q.k before scale and cap
+          for (int r = 0; r < ib; r++) {
+            const T* pi = P + static_cast<size_t>(i0 + r) * L + lo;
+            T* prow = pb + static_cast<size_t>(r) * nk;
+            T* drow = dp + static_cast<size_t>(r) * nk;
+            std::memcpy(prow, pi, sizeof(T) * nk);
+            T pdp = 0;
+            for (int j = 0; j < nk; j++) pdp += prow[j] * drow[j];
+            for (int j = 0; j < nk; j++) {
+              T da = prow[j] * (drow[j] - pdp);
+              if (raw) {
+                const T t = std::tanh(raw[static_cast<size_t>(r) * nk + j] * T(scale) / T(softcap));
+                da *= T(1) - t * t;
+              }
+              drow[j] = da * T(scale);  // dp now holds dS (zero where masked: p = 0)
             }
           }
+          matmul_backward_input(dqh + static_cast<size_t>(i0) * D, dp, kr, ib);  // dQ += dS K
+          matmul_backward_weight(dkh + static_cast<size_t>(lo) * D, static_cast<T*>(nullptr), dp, qb, ib, D, nk);  // dK += dS^T Q
+          matmul_backward_weight(dvh + static_cast<size_t>(lo) * D, static_cast<T*>(nullptr), pb, dob, ib, D, nk);  // dV += P^T dO
         }
+        scatterAddHead(dq + start * qStride + static_cast<size_t>(h) * D, dqh, qStride, L, D);
       }
+      scatterAddHead(dk + start * kvStride + static_cast<size_t>(kh) * D, dkh, kvStride, L, D);
+      scatterAddHead(dv + start * kvStride + static_cast<size_t>(kh) * D, dvh, kvStride, L, D);
     }
   }
 }

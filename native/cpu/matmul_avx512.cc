@@ -26,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <type_traits>
 #include <utility>
 
 #include "matmul_kernels.h"
@@ -302,8 +303,16 @@ struct Split {
 // wake-up of every worker, and on a loaded machine a descheduled worker stalls the whole call for
 // a scheduler slice (milliseconds), far more than the microseconds such a product takes.
 constexpr double kSerialWork = 1 << 20;
+// Threads a parallel region opened here will really get: 1 when called from inside another
+// parallel region (nested regions run on the calling thread alone; blocked attention calls these
+// kernels per head from its own parallel loop), else OpenMP's team size. Work split for more
+// threads than the team has would leave parts of the output uncomputed.
+inline int teamThreads(double work) {
+  if (work < kSerialWork || omp_in_parallel()) return 1;
+  return std::max(1, omp_get_max_threads());
+}
 Split splitOutput(int rows, int cols, int rowQuant, int colQuant, double work) {
-  const int T = work < kSerialWork ? 1 : std::max(1, omp_get_max_threads());
+  const int T = teamThreads(work);
   Split s;
   s.tc = std::clamp(cols / (4 * colQuant), 1, T);
   s.tr = std::clamp(T / s.tc, 1, std::max(1, (rows + rowQuant - 1) / rowQuant));
@@ -389,6 +398,26 @@ void forwardPacked(float* out, const float* inp, const typename L::E* W, const f
 }
 
 #if defined(__AVX512BF16__)
+// ap[r*kMR + i] = bf16 pair (x_i[2(r0+r)], x_i[2(r0+r)+1]) as one 32-bit word (low half first) for
+// i < mr, r < rc, where x_i = src + i*lds holds n valid floats (a missing partner is 0). Rounds to
+// nearest even (vcvtne2ps2bf16, as f32ToBf16), 32 floats per instruction.
+void packRowPairsBf16(float* ap, const float* src, long lds, int mr, int r0, int rc, int n) {
+  uint32_t* a = reinterpret_cast<uint32_t*>(ap);
+  alignas(64) uint32_t w[16];
+  for (int i = 0; i < mr; i++) {
+    const float* x = src + i * lds;
+    for (int rb = 0; rb < rc; rb += 16) {
+      const int e0 = 2 * (r0 + rb);                       // first float of this block
+      const int cnt = std::max(0, std::min(32, n - e0));  // valid floats in it
+      const __m512 lo = _mm512_maskz_loadu_ps(tailMask(cnt), x + e0);
+      const __m512 hi = _mm512_maskz_loadu_ps(tailMask(std::max(0, cnt - 16)), x + e0 + 16);
+      _mm512_store_si512(w, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      const int re = std::min(16, rc - rb);
+      for (int r = 0; r < re; r++) a[(rb + r) * kMR + i] = w[r];
+    }
+  }
+}
+
 // Opt-in bf16 x bf16 forward (see gemmTileBf16): reduction steps are pairs of k, so K must be even.
 // W's rows viewed as 32-bit words are exactly the pairs, so its panels are the f32 transpose
 // applied to raw words; inp's pairs are rounded to bf16 (nearest even) while being packed.
@@ -404,14 +433,7 @@ void forwardPackedBf16Dot(float* out, const float* inp, const uint16_t* W, const
     if (m0 < m1 && n0 < n1)
       gemmPacked<true>(
           out, N, m0, m1, n0, n1, K2,
-          [&](float* ap, int m, int mr, int r0, int rc) {
-            uint32_t* a = reinterpret_cast<uint32_t*>(ap);
-            for (int i = 0; i < mr; i++) {
-              const float* x = inp + static_cast<size_t>(m + i) * K + 2 * r0;
-              for (int r = 0; r < rc; r++)
-                a[r * kMR + i] = f32ToBf16(x[2 * r]) | static_cast<uint32_t>(f32ToBf16(x[2 * r + 1])) << 16;
-            }
-          },
+          [&](float* ap, int m, int mr, int r0, int rc) { packRowPairsBf16(ap, inp + static_cast<size_t>(m) * K, K, mr, r0, rc, K); },
           [&](float* bp, int n, int w, int r0, int rc) {
             packPanelT<LoadF32>(bp, reinterpret_cast<const float*>(W + static_cast<size_t>(n) * K + 2 * r0), K2, w, rc);
           },
@@ -562,6 +584,44 @@ void backwardInput(float* dinp, const float* dout, const typename L::E* W, int M
   }
 }
 
+#if defined(__AVX512BF16__)
+// bf16 x bf16 backward input (see gemmTileBf16): reduction steps are pairs of W's rows (n, n+1),
+// N odd padded with a zero row. A = dout's pairs rounded to bf16; B = the two rows' bf16 values
+// interleaved into 32-bit words, read straight from W's bits.
+void packPanelNPairs(float* bp, const uint16_t* W, long K, int N, int n0, int w, int rc) {
+  uint32_t* b = reinterpret_cast<uint32_t*>(bp);
+  for (int r = 0; r < rc; r++) {
+    const int n = n0 + 2 * r;
+    const uint16_t* lo = W + static_cast<size_t>(n) * K;
+    const uint16_t* hi = n + 1 < N ? lo + K : nullptr;
+    for (int j = 0; j < kNR; j += 16) {
+      const int cnt = std::max(0, std::min(16, w - j));
+      const __mmask16 m = tailMask(cnt);
+      const __m512i a = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo + j));
+      const __m512i h = hi ? _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, hi + j)), 16) : _mm512_setzero_si512();
+      _mm512_storeu_si512(b + static_cast<size_t>(r) * kNR + j, _mm512_or_si512(a, h));
+    }
+  }
+}
+
+void backwardInputBf16Dot(float* dinp, const float* dout, const uint16_t* W, int M, int N, int K) {
+  const int N2 = (N + 1) / 2;
+  const Split s = splitOutput(M, K, kMR, kNR, double(M) * N * K);
+#pragma omp parallel num_threads(s.tr * s.tc)
+  {
+    const int t = omp_get_thread_num();
+    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
+    const auto [k0, k1] = range(K, s.tc, t % s.tc, kNR);
+    if (m0 < m1 && k0 < k1)
+      gemmPacked<true>(
+          dinp, K, m0, m1, k0, k1, N2,
+          [&](float* ap, int m, int mr, int r0, int rc) { packRowPairsBf16(ap, dout + static_cast<size_t>(m) * N, N, mr, r0, rc, N); },
+          [&](float* bp, int k, int w, int r0, int rc) { packPanelNPairs(bp, W + k, K, N, 2 * r0, w, rc); }, true,
+          nullptr);
+  }
+}
+#endif
+
 // ---- backward weight: dW[N,K] += dout[M,N]^T @ inp[M,K]
 // C = dW (rows n, columns k), reduction over m: A(n, m) = dout[m, n], already n-contiguous, so its
 // pack is a copy of kMR floats per step (all chunks at once, see packColsAll); B(m, k) = inp rows. Both are packed (rather than read in
@@ -634,7 +694,7 @@ void backwardInputSmall(float* dinp, const float* dout, const typename L::E* W, 
   const int lead = (static_cast<size_t>(K) * es) % vecBytes == 0 && w0 % es == 0
                        ? std::min(K, static_cast<int>(((vecBytes - w0 % vecBytes) % vecBytes) / es))
                        : 0;
-  const int T = double(M) * N * K < kSerialWork ? 1 : std::max(1, omp_get_max_threads());
+  const int T = teamThreads(double(M) * N * K);
   const int parts = std::clamp((K - lead) / (2 * kBigNV * 16), 1, T);
 #pragma omp parallel num_threads(parts)
   {
@@ -653,19 +713,27 @@ void backwardInputSmall(float* dinp, const float* dout, const typename L::E* W, 
 }
 
 template <class L>
-void backwardInputAny(float* dinp, const float* dout, const void* w, int M, int N, int K) {
+void backwardInputAny(float* dinp, const float* dout, const void* w, int M, int N, int K, bool bf16Products) {
   const auto* W = static_cast<const typename L::E*>(w);
+#if defined(__AVX512BF16__)
+  if constexpr (std::is_same_v<L, LoadBF16>)
+    if (bf16Products && M > kSmallBwdM) return backwardInputBf16Dot(dinp, dout, W, M, N, K);
+#endif
+  (void)bf16Products;
   if (M <= kSmallBwdM) backwardInputSmall<L>(dinp, dout, W, M, N, K);
   else backwardInput<L>(dinp, dout, W, M, N, K);
 }
 
 template <class L>
-void forwardAny(float* out, const float* inp, const void* w, const float* bias, int M, int N, int K, bool accumulate) {
+void forwardAny(float* out, const float* inp, const void* w, const float* bias, int M, int N, int K, bool accumulate,
+                bool bf16Products) {
   const auto* W = static_cast<const typename L::E*>(w);
 #if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<L, LoadBF16>)
-    if (gBf16Dot && M >= gSmallM && K % 2 == 0) return forwardPackedBf16Dot(out, inp, W, bias, M, N, K, accumulate);
+    if ((gBf16Dot || bf16Products) && M >= gSmallM && K % 2 == 0)
+      return forwardPackedBf16Dot(out, inp, W, bias, M, N, K, accumulate);
 #endif
+  (void)bf16Products;
   if (M < gSmallM) forwardDot<L>(out, inp, W, bias, M, N, K, accumulate);
   else forwardPacked<L>(out, inp, W, bias, M, N, K, accumulate);
 }
@@ -701,9 +769,9 @@ bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const flo
     return true;
   }
   switch (w.dtype) {
-    case DType::F32: forwardAny<LoadF32>(out, inp, w.data, bias, M, N, K, accumulate); return true;
-    case DType::BF16: forwardAny<LoadBF16>(out, inp, w.data, bias, M, N, K, accumulate); return true;
-    case DType::F16: forwardAny<LoadF16>(out, inp, w.data, bias, M, N, K, accumulate); return true;
+    case DType::F32: forwardAny<LoadF32>(out, inp, w.data, bias, M, N, K, accumulate, false); return true;
+    case DType::BF16: forwardAny<LoadBF16>(out, inp, w.data, bias, M, N, K, accumulate, w.bf16Products); return true;
+    case DType::F16: forwardAny<LoadF16>(out, inp, w.data, bias, M, N, K, accumulate, false); return true;
     default: return false;
   }
 }
@@ -712,9 +780,9 @@ bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, 
   const int N = w.rows, K = w.cols;
   if (M <= 0 || N <= 0 || K <= 0) return true;
   switch (w.dtype) {
-    case DType::F32: backwardInputAny<LoadF32>(dinp, dout, w.data, M, N, K); return true;
-    case DType::BF16: backwardInputAny<LoadBF16>(dinp, dout, w.data, M, N, K); return true;
-    case DType::F16: backwardInputAny<LoadF16>(dinp, dout, w.data, M, N, K); return true;
+    case DType::F32: backwardInputAny<LoadF32>(dinp, dout, w.data, M, N, K, false); return true;
+    case DType::BF16: backwardInputAny<LoadBF16>(dinp, dout, w.data, M, N, K, w.bf16Products); return true;
+    case DType::F16: backwardInputAny<LoadF16>(dinp, dout, w.data, M, N, K, false); return true;
     default: return false;
   }
 }

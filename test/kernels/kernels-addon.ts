@@ -4,7 +4,7 @@
 /** Which implementation to run: what the model uses, the portable loops, or the AVX-512 kernels. */
 export type KernelImpl = 'auto' | 'generic' | 'avx512';
 /** Stored weight dtypes; F64 goes with Float64Array activations (the double build). */
-export type WeightDtype = 'F32' | 'BF16' | 'F16' | 'F64';
+export type WeightDtype = 'F32' | 'BF16' | 'F16' | 'F64' | 'BF16_PRODUCTS'; // BF16_PRODUCTS: BF16 weights multiplied in bf16 (Mat::bf16Products)
 export type Floats = Float32Array | Float64Array;
 
 export interface KernelExports {

@@ -276,6 +276,51 @@ describe('matmul kernels against a float64 reference', () => {
     expect(addon._matmulKernelInfo().bf16Dot).toBe(prev);
   });
 
+  it.skipIf(!info.bf16DotCompiled)('bf16 products per weight (Mat::bf16Products): forward and backward-input within bf16 rounding', () => {
+    // Same bound as above: the activation side (inp, or dout for backward-input) is rounded to bf16.
+    // Odd N exercises the zero-padded last pair of W's rows in backward-input; M <= 4 and M below
+    // smallM take the f32 paths, which must stay exact to the f32 result.
+    for (const [M, K, N] of [[64, 896, 100], [40, 64, 7], [100, 130, 33], [257, 30, 531], [3, 64, 40]] as const) {
+      const next = rng(7 * M + K + N);
+      const W = makeWeights(N, K, 'BF16', 2, next);
+      const inp = randF32(M * K, next);
+      const dout = randF32(M * N, next);
+      const out = new Float32Array(M * N);
+      addon._matmulForward(out, inp, W.bytes, 'BF16_PRODUCTS', M, K, N, null, false, 'auto');
+      const dinp0 = randF32(M * K, next);
+      const dinp = Float32Array.from(dinp0);
+      addon._matmulBackwardInput(dinp, dout, W.bytes, 'BF16_PRODUCTS', M, K, N, 'auto');
+      let worstF = 0, worstB = 0;
+      for (let m = 0; m < M; m++)
+        for (let n = 0; n < N; n++) {
+          let s = 0, a = 0;
+          for (let k = 0; k < K; k++) {
+            const p = inp[m * K + k]! * W.values[n * K + k]!;
+            s += p;
+            a += Math.abs(p);
+          }
+          worstF = Math.max(worstF, Math.abs(out[m * N + n]! - s) / a);
+        }
+      for (let m = 0; m < M; m++)
+        for (let k = 0; k < K; k++) {
+          let s = dinp0[m * K + k]!, a = Math.abs(s);
+          for (let n = 0; n < N; n++) {
+            const p = dout[m * N + n]! * W.values[n * K + k]!;
+            s += p;
+            a += Math.abs(p);
+          }
+          worstB = Math.max(worstB, Math.abs(dinp[m * K + k]! - s) / a);
+        }
+      const what = `M=${M} K=${K} N=${N}`;
+      expect(worstF, `forward ${what}`).toBeLessThanOrEqual(4e-3);
+      expect(worstB, `backward-input ${what}`).toBeLessThanOrEqual(4e-3);
+      if (M >= info.smallM) expect(worstF, `forward ${what} rounded (bf16 path ran)`).toBeGreaterThan(1e-6);
+      else expect(worstF, `forward ${what} stays f32`).toBeLessThan(1e-5);
+      if (M > 4) expect(worstB, `backward-input ${what} rounded (bf16 path ran)`).toBeGreaterThan(1e-6);
+      else expect(worstB, `backward-input ${what} stays f32`).toBeLessThan(1e-5);
+    }
+  });
+
   it('the double build (F64 weights, Float64Array activations) matches to 1e-12', () => {
     const [M, K, N] = [5, 33, 17];
     const next = rng(99);

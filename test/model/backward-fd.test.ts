@@ -24,9 +24,11 @@ const ATOL = 1e-8;
 
 function batchFor(vocab: number) {
   const make = (n: number, k: number) => Array.from({ length: n }, (_, i) => (i * 53 + k * 17 + 5) % vocab);
-  // 3 sequences, completions start at different places; 13 and 10 tokens exceed the window 8
+  // 4 sequences, completions start at different places; all but the 6-token one exceed the window
+  // 8, and the 140-token one spans three of the native attention's 64-query blocks
   return packSequences([
     { tokens: make(13, 1), targetStart: 4 },
+    { tokens: make(140, 4), targetStart: 120 },
     { tokens: make(6, 2), targetStart: 1 },
     { tokens: make(10, 3), targetStart: 7 },
   ]);

@@ -113,12 +113,16 @@ template <typename T>
 class Model {
  public:
   // Loads config.json + safetensors from `dir`. fullFinetune copies every weight into trainable
-  // T buffers with gradients. Throws LoadError naming the file and tensor.
-  static std::unique_ptr<Model> load(const std::string& dir, bool fullFinetune);
+  // T buffers with gradients. bf16Products sets cpu::Mat::bf16Products on the decoder layers'
+  // projection weights (training and sampling alike; the embedding and LM head stay f32 math, so
+  // log-softmax sees f32-accurate logits of the last hidden state). Throws LoadError naming the
+  // file and tensor.
+  static std::unique_ptr<Model> load(const std::string& dir, bool fullFinetune, bool bf16Products = false);
   ~Model();
 
   const ModelConfig& config() const { return cfg_; }
   bool fullFinetune() const { return full_; }
+  bool bf16Products() const { return bf16Products_; }
   // Trainable weights in full fine-tune mode (empty otherwise).
   std::vector<Param<T>>& params() { return params_; }
   void zeroGrad();
@@ -155,6 +159,7 @@ class Model {
   Model() = default;
   ModelConfig cfg_;
   bool full_ = false;
+  bool bf16Products_ = false;
   std::unique_ptr<SafetensorsSet> files_;
   cpu::Mat embed_, lmHead_;
   std::vector<T> finalNorm_;
