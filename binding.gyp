@@ -2,7 +2,10 @@
   # node-gyp build of the addon (what `npm install` runs when no prebuilt binary matches).
   # CMakeLists.txt builds the same sources with cmake-js and adds the CUDA backend.
   "variables": {
-    # x86-64-v4 = AVX-512 (F, BW, DQ, VL, CD). Set RREC_MARCH=native or x86-64-v3 to change it.
+    # -march for every file; native by default (a build from source is for this machine). The
+    # matmul kernels are compiled for AVX-512 regardless and chosen at run time (cpuid), so a
+    # portable build (`npm run prebuild` uses RREC_MARCH=x86-64-v2) still runs them where the CPU
+    # has AVX-512 and falls back to the portable loops elsewhere.
     "rrec_march%": "<!(node -p \"process.env.RREC_MARCH || 'native'\")"
   },
   "targets": [

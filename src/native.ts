@@ -20,6 +20,13 @@ export interface NativeFeatures {
   cpuSimd: string;
   /** Whether the CPU has AVX512_BF16 (used by the bf16 kernels). */
   avx512bf16: boolean;
+  /**
+   * Matmul kernels chosen at run time: "avx512-bf16" (AVX-512 with bf16 products), "avx512", or
+   * "generic" (portable loops, compiled for `compiledSimd`). The AVX-512 kernels are built into
+   * every x86-64 binary and used when this CPU has them, so a binary built for x86-64-v2 (the
+   * prebuilt ones) still runs them here; RREC_MATMUL=generic forces the portable loops.
+   */
+  matmulKernels: 'avx512-bf16' | 'avx512' | 'generic';
   /** Whether the CUDA backend was compiled in (CMake build with nvcc). */
   cudaCompiled: boolean;
   /** Worker threads the CPU backend uses (env RREC_NUM_THREADS, else the hardware count). */

@@ -24,6 +24,7 @@ Napi::Value Features(const Napi::CallbackInfo& info) {
   out.Set("compiledSimd", f.compiledSimd);
   out.Set("cpuSimd", f.cpuSimd);
   out.Set("avx512bf16", f.avx512bf16);
+  out.Set("matmulKernels", f.matmulKernels);
   out.Set("cudaCompiled", f.cudaCompiled);
   out.Set("threads", f.threads);
   out.Set("hardwareThreads", f.hardwareThreads);

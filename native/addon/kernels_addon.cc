@@ -203,11 +203,7 @@ Napi::Value MatmulKernelInfo(const Napi::CallbackInfo& info) {
   const int bd = cpu::matmul_avx512_set_bf16_dot(1);  // reads back whether the path exists
   cpu::matmul_avx512_set_bf16_dot(bd);
   o.Set("bf16Dot", bd != 0);
-#if defined(__AVX512BF16__)
-  o.Set("bf16DotCompiled", cpu::matmul_avx512_compiled());
-#else
-  o.Set("bf16DotCompiled", false);
-#endif
+  o.Set("bf16DotCompiled", cpu::matmul_avx512_bf16());  // the bf16 paths can run on this CPU
   return o;
 }
 

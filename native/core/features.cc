@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cpu/matmul_kernels.h"
+
 #ifndef RREC_VERSION
 #define RREC_VERSION "0.1.0"
 #endif
@@ -54,6 +56,7 @@ Features queryFeatures() {
   f.version = RREC_VERSION;
   f.compiledSimd = compiledSimdLevel();
   f.cpuSimd = runtimeSimdLevel(&f.avx512bf16);
+  f.matmulKernels = cpu::matmul_avx512_bf16() ? "avx512-bf16" : cpu::matmul_avx512_compiled() ? "avx512" : "generic";
 #if defined(RREC_WITH_CUDA)
   f.cudaCompiled = true;
 #endif

@@ -26,12 +26,13 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <type_traits>
 #include <utility>
 
 #include "matmul_kernels.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define RREC_MATMUL_AVX512 1
 #if defined(__GNUC__) && !defined(__clang__)
@@ -48,7 +49,36 @@ namespace rrec::cpu {
 
 #if RREC_MATMUL_AVX512
 
-bool matmul_avx512_compiled() { return true; }
+namespace {
+// Run-time dispatch: the kernels below are compiled for AVX-512 whatever the build's -march (a
+// prebuilt binary is built for x86-64-v2), and entered only when cpuid reports the features:
+// F + BW + DQ + VL for the f32 kernels, and AVX512_BF16 as well for the bf16-product paths.
+// RREC_MATMUL=generic turns them off (tests of the portable path, diagnosis).
+bool envGeneric() {
+  __builtin_cpu_init();  // cpuid before any __builtin_cpu_supports (this runs in a static initialiser)
+  const char* e = std::getenv("RREC_MATMUL");
+  return e && std::string(e) == "generic";
+}
+const bool gCpuAvx512 = !envGeneric() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#if defined(__clang__) || __GNUC__ >= 12
+const bool gCpuBf16 = gCpuAvx512 && __builtin_cpu_supports("avx512bf16");
+#else
+const bool gCpuBf16 = false;  // this compiler's __builtin_cpu_supports cannot ask
+#endif
+}  // namespace
+
+bool matmul_avx512_compiled() { return gCpuAvx512; }
+bool matmul_avx512_bf16() { return gCpuBf16; }
+
+// Everything from here to the entry points is compiled for AVX-512 (see above); the std headers
+// were included before, so their inline functions keep the build's baseline target.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma,f16c")
+#endif
 
 namespace {
 
@@ -181,7 +211,6 @@ inline void tile(int mr, int w, int kc, const float* A, long lda, const typename
 // both products into f32 accumulators. Twice the FMA peak, but inp loses its low 16 mantissa bits
 // (relative error up to 2^-9 per element): training needs f32-accurate activations, so this is off
 // unless matmul_avx512_set_bf16_dot(1) or RREC_BF16_DOT=1 (decode / eval-only callers).
-#if defined(__AVX512BF16__)
 template <int MR, int NV>
 void gemmTileBf16(int kc, const float* Aw, long lda, const float* Bw, long ldb, float* C, long ldc, __mmask16 last,
                   bool addC, const float* bias) {
@@ -233,11 +262,10 @@ inline void tileBf16(int mr, int w, int kc, const float* A, long lda, const floa
   const int nv = (w + 15) / 16;
   tiles[(mr - 1) * kNV + (nv - 1)](kc, A, lda, B, ldb, C, ldc, tailMask(w - (nv - 1) * 16), addC, bias);
 }
-#endif
 
 int gBf16Dot = [] {
   const char* e = std::getenv("RREC_BF16_DOT");
-  return e && e[0] == '1' ? 1 : 0;
+  return e && e[0] == '1' && gCpuBf16 ? 1 : 0;
 }();
 
 // ---- packing
@@ -358,12 +386,10 @@ void gemmPacked(float* C, long ldc, int m0, int m1, int c0, int c1, int R, PackA
           const float* b = bp + static_cast<size_t>(p) * rc * kNR;
           float* c = C + static_cast<size_t>(mc0 + i * kMR) * ldc + nc0 + p * kNR;
           const float* bb = b0 ? b0 + p * kNR : nullptr;
-#if defined(__AVX512BF16__)
           if constexpr (kBf16Dot) {
             tileBf16(mr, w, rc, a, kMR, b, kNR, c, ldc, addC, bb);
             return;
           }
-#endif
           tile<LoadF32>(mr, w, rc, a, kMR, b, kNR, c, ldc, addC, bb);
         };
         if (rc >= 64) {  // compute-bound: each B panel (rc x kNR) stays in L1 across the row chunks
@@ -397,7 +423,6 @@ void forwardPacked(float* out, const float* inp, const typename L::E* W, const f
   }
 }
 
-#if defined(__AVX512BF16__)
 // ap[r*kMR + i] = bf16 pair (x_i[2(r0+r)], x_i[2(r0+r)+1]) as one 32-bit word (low half first) for
 // i < mr, r < rc, where x_i = src + i*lds holds n valid floats (a missing partner is 0). Rounds to
 // nearest even (vcvtne2ps2bf16, as f32ToBf16), 32 floats per instruction.
@@ -440,7 +465,6 @@ void forwardPackedBf16Dot(float* out, const float* inp, const uint16_t* W, const
           accumulate, bias);
   }
 }
-#endif
 
 // ---- forward, dot products (decode-sized M)
 // C[i*ldc + j] (=|+=) dot(A[i*lda .. +K], W[j*ldw .. +K]) (+ bias[j]) for i < MR, j < NW.
@@ -584,7 +608,6 @@ void backwardInput(float* dinp, const float* dout, const typename L::E* W, int M
   }
 }
 
-#if defined(__AVX512BF16__)
 // bf16 x bf16 backward input (see gemmTileBf16): reduction steps are pairs of W's rows (n, n+1),
 // N odd padded with a zero row. A = dout's pairs rounded to bf16; B = the two rows' bf16 values
 // interleaved into 32-bit words, read straight from W's bits.
@@ -620,7 +643,6 @@ void backwardInputBf16Dot(float* dinp, const float* dout, const uint16_t* W, int
           nullptr);
   }
 }
-#endif
 
 // ---- backward weight: dW[N,K] += dout[M,N]^T @ inp[M,K]
 // C = dW (rows n, columns k), reduction over m: A(n, m) = dout[m, n], already n-contiguous, so its
@@ -715,10 +737,8 @@ void backwardInputSmall(float* dinp, const float* dout, const typename L::E* W, 
 template <class L>
 void backwardInputAny(float* dinp, const float* dout, const void* w, int M, int N, int K, bool bf16Products) {
   const auto* W = static_cast<const typename L::E*>(w);
-#if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<L, LoadBF16>)
-    if (bf16Products && M > kSmallBwdM) return backwardInputBf16Dot(dinp, dout, W, M, N, K);
-#endif
+    if (bf16Products && gCpuBf16 && M > kSmallBwdM) return backwardInputBf16Dot(dinp, dout, W, M, N, K);
   (void)bf16Products;
   if (M <= kSmallBwdM) backwardInputSmall<L>(dinp, dout, W, M, N, K);
   else backwardInput<L>(dinp, dout, W, M, N, K);
@@ -728,11 +748,9 @@ template <class L>
 void forwardAny(float* out, const float* inp, const void* w, const float* bias, int M, int N, int K, bool accumulate,
                 bool bf16Products) {
   const auto* W = static_cast<const typename L::E*>(w);
-#if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<L, LoadBF16>)
-    if ((gBf16Dot || bf16Products) && M >= gSmallM && K % 2 == 0)
+    if ((gBf16Dot || (bf16Products && gCpuBf16)) && M >= gSmallM && K % 2 == 0)
       return forwardPackedBf16Dot(out, inp, W, bias, M, N, K, accumulate);
-#endif
   (void)bf16Products;
   if (M < gSmallM) forwardDot<L>(out, inp, W, bias, M, N, K, accumulate);
   else forwardPacked<L>(out, inp, W, bias, M, N, K, accumulate);
@@ -740,13 +758,16 @@ void forwardAny(float* out, const float* inp, const void* w, const float* bias, 
 
 }  // namespace
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+// The entry points below run on any x86-64 CPU: each checks gCpuAvx512 before entering a kernel.
+
 int matmul_avx512_set_bf16_dot(int on) {
   const int prev = gBf16Dot;
-#if defined(__AVX512BF16__)
-  gBf16Dot = on ? 1 : 0;
-#else
-  (void)on;
-#endif
+  gBf16Dot = on && gCpuBf16 ? 1 : 0;
   return prev;
 }
 
@@ -757,6 +778,7 @@ int matmul_avx512_set_small_m(int smallM) {
 }
 
 bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate) {
+  if (!gCpuAvx512) return false;
   const int N = w.rows, K = w.cols;
   if (M <= 0 || N <= 0) return true;
   if (K <= 0) {  // empty reduction: out = bias (or unchanged)
@@ -777,6 +799,7 @@ bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const flo
 }
 
 bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, int M) {
+  if (!gCpuAvx512) return false;
   const int N = w.rows, K = w.cols;
   if (M <= 0 || N <= 0 || K <= 0) return true;
   switch (w.dtype) {
@@ -789,6 +812,7 @@ bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, 
 
 bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K,
                                    int N) {
+  if (!gCpuAvx512) return false;
   if (M <= 0 || N <= 0) return true;
   if (dweight && K > 0) backwardWeight(dweight, dout, inp, M, K, N);
   if (dbias) {
@@ -806,9 +830,10 @@ bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* do
   return true;
 }
 
-#else  // no AVX-512: the generic kernels serve every call
+#else  // not x86-64 (or not GCC/Clang): the generic kernels serve every call
 
 bool matmul_avx512_compiled() { return false; }
+bool matmul_avx512_bf16() { return false; }
 int matmul_avx512_set_small_m(int) { return 0; }
 int matmul_avx512_set_bf16_dot(int) { return 0; }
 bool matmul_forward_avx512(float*, const float*, const Mat&, const float*, int, bool) { return false; }

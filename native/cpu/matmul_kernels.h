@@ -16,8 +16,11 @@ void matmul_backward_input_generic(T* dinp, const T* dout, const Mat& w, int M);
 template <typename T>
 void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N);
 
-// True when this binary holds the AVX-512 float kernels (compiled with AVX512F + AVX512BW).
+// True when the AVX-512 float kernels run here: built for x86-64 (they are compiled for AVX-512
+// whatever the build's -march) and this CPU has AVX512 F/BW/DQ/VL, unless RREC_MATMUL=generic.
 bool matmul_avx512_compiled();
+// True when the bf16-product paths (AVX512_BF16 vdpbf16ps) run here as well.
+bool matmul_avx512_bf16();
 
 // AVX-512 float kernels. Each returns false, doing nothing, when it cannot handle the call (not
 // compiled in, or a weight dtype other than F32/BF16/F16); the caller then uses the generic path.
@@ -35,8 +38,8 @@ int matmul_avx512_set_small_m(int smallM);
 // Opt-in, off by default: forward with BF16 weights and M >= smallM rounds inp to bf16 and uses
 // AVX512_BF16 dot products (vdpbf16ps, twice the f32 FMA rate). Adds a relative error of up to
 // 2^-9 per input element, too much for training (the model tests expect f32 accuracy); for
-// sampling and evaluation. Also set by RREC_BF16_DOT=1 at load. Ignored (stays 0) when the binary
-// was not compiled with AVX512_BF16. Returns the previous value.
+// sampling and evaluation. Also set by RREC_BF16_DOT=1 at load. Ignored (stays 0) when the CPU
+// has no AVX512_BF16. Returns the previous value.
 int matmul_avx512_set_bf16_dot(int on);
 
 }  // namespace rrec::cpu

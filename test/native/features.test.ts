@@ -38,6 +38,18 @@ describe('native addon', () => {
     const expected = flags.has('avx512f') ? 'avx512' : flags.has('avx2') ? 'avx2' : flags.has('sse2') ? 'sse2' : 'none';
     expect(f.cpuSimd).toBe(expected);
     expect(f.avx512bf16).toBe(flags.has('avx512_bf16'));
+    // the kernels picked at run time follow the CPU, whatever -march the binary was built with
+    const avx512 = ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((x) => flags.has(x));
+    const expectedKernels = process.env.RREC_MATMUL === 'generic' ? 'generic' : avx512 && flags.has('avx512_bf16') ? 'avx512-bf16' : avx512 ? 'avx512' : 'generic';
+    expect(f.matmulKernels).toBe(expectedKernels);
+  });
+
+  it('RREC_MATMUL=generic switches the kernels to the portable loops at run time', () => {
+    const out = execFileSync(process.execPath, ['-e', "console.log(require('node-gyp-build')(process.argv[1]).features().matmulKernels)", repoRoot], {
+      env: { ...process.env, RREC_MATMUL: 'generic' },
+      cwd: repoRoot,
+    }).toString();
+    expect(out.trim()).toBe('generic');
   });
 
   it('uses the hardware thread count unless RREC_NUM_THREADS says otherwise', () => {
