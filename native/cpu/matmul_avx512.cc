@@ -574,6 +574,83 @@ void forwardDot(float* out, const float* inp, const typename L::E* W, const floa
   }
 }
 
+// ---- forward, bf16 products, decode-sized M (Mat::bf16Products): the dot-product kernel above with
+// inp rounded to bf16 once and vdpbf16ps consuming 32 weights (one 64-byte line of a row) per
+// instruction: a quarter of the f32 path's instructions per byte of W, whose stream is all that
+// matters at this M. C[i*ldc + j] (=|+=) sum_k A_i[k] W_j[k] (+ bias[j]), K even, A rows bf16.
+template <int MR, int NW>
+void dotTileBf16(int K, const uint16_t* A, long lda, const uint16_t* W, long ldw, float* C, long ldc, bool addC,
+                 const float* bias, const uint16_t* pf) {
+  __m512 acc[MR][NW];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NW; j++) acc[i][j] = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    if (pf)
+      for (int j = 0; j < kDotNW; j++) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + k), _MM_HINT_T0);
+    __m512i w[NW];
+    for (int j = 0; j < NW; j++) {
+      w[j] = _mm512_loadu_si512(W + j * ldw + k);
+      __asm__("" : "+v"(w[j]));  // one load per row, reused by the MR rows of A (see dotTile)
+    }
+    for (int i = 0; i < MR; i++) {
+      const __m512i a = _mm512_loadu_si512(A + i * lda + k);
+      for (int j = 0; j < NW; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)a, (__m512bh)w[j]);
+    }
+  }
+  if (k < K) {  // K - k even: (K - k) / 2 pairs in 32-bit lanes
+    const __mmask16 m = tailMask((K - k) / 2);
+    __m512i w[NW];
+    for (int j = 0; j < NW; j++) w[j] = _mm512_maskz_loadu_epi32(m, W + j * ldw + k);
+    for (int i = 0; i < MR; i++) {
+      const __m512i a = _mm512_maskz_loadu_epi32(m, A + i * lda + k);
+      for (int j = 0; j < NW; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)a, (__m512bh)w[j]);
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NW; j++) {
+      float v = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
+      float& c = C[i * ldc + j];
+      c = addC ? c + v : v;
+    }
+}
+
+using DotBf16Fn = void (*)(int, const uint16_t*, long, const uint16_t*, long, float*, long, bool, const float*, const uint16_t*);
+template <size_t... I>
+constexpr std::array<DotBf16Fn, sizeof...(I)> makeDotsBf16(std::index_sequence<I...>) {
+  return {&dotTileBf16<static_cast<int>(I / kDotNW) + 1, static_cast<int>(I % kDotNW) + 1>...};
+}
+
+void forwardDotBf16(float* out, const float* inp, const uint16_t* W, const float* bias, int M, int N, int K,
+                    bool accumulate) {
+  static constexpr auto dots = makeDotsBf16(std::make_index_sequence<kDotMR * kDotNW>{});
+  const long Kp = (K + 31) / 32 * 32;  // bf16 elements per row of the rounded copy of inp
+  uint16_t* abuf = reinterpret_cast<uint16_t*>(tlsA.get(static_cast<size_t>(M) * Kp / 2 + 16));
+  for (int m = 0; m < M; m++) {
+    const float* x = inp + static_cast<size_t>(m) * K;
+    uint16_t* a = abuf + m * Kp;
+    for (int k = 0; k < K; k += 32) {
+      const int cnt = std::min(32, K - k);
+      const __m512 lo = _mm512_maskz_loadu_ps(tailMask(cnt), x + k);
+      const __m512 hi = _mm512_maskz_loadu_ps(tailMask(std::max(0, cnt - 16)), x + k + 16);
+      _mm512_storeu_si512(a + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
+  const int blocks = (N + kDotNW - 1) / kDotNW;
+#pragma omp parallel for schedule(static) if (teamThreads(double(M) * N * K) > 1)
+  for (int b = 0; b < blocks; b++) {
+    const int n0 = b * kDotNW, nw = std::min(kDotNW, N - n0);
+    const uint16_t* wb = W + static_cast<size_t>(n0) * K;
+    for (int m0 = 0; m0 < M; m0 += kDotMR) {
+      const int mr = std::min(kDotMR, M - m0);
+      const size_t fi = static_cast<size_t>(mr - 1) * kDotNW + (nw - 1);
+      const uint16_t* pf = m0 == 0 && n0 + 2 * kDotNW <= N ? wb + static_cast<size_t>(kDotNW) * K : nullptr;
+      dots[fi](K, abuf + m0 * Kp, Kp, wb, K, out + static_cast<size_t>(m0) * N + n0, N, accumulate,
+               bias ? bias + n0 : nullptr, pf);
+    }
+  }
+}
+
 // ---- backward input: dinp[M,K] += dout[M,N] @ W[N,K]
 // bp[r*kNR + j] = W[r*K + j] as float for j < w (zero beyond): a kNR-column panel of W, rows in place
 // (no transpose), widened once here instead of once per row block of dout. Reading W in row
@@ -748,9 +825,11 @@ template <class L>
 void forwardAny(float* out, const float* inp, const void* w, const float* bias, int M, int N, int K, bool accumulate,
                 bool bf16Products) {
   const auto* W = static_cast<const typename L::E*>(w);
-  if constexpr (std::is_same_v<L, LoadBF16>)
+  if constexpr (std::is_same_v<L, LoadBF16>) {
     if ((gBf16Dot || (bf16Products && gCpuBf16)) && M >= gSmallM && K % 2 == 0)
       return forwardPackedBf16Dot(out, inp, W, bias, M, N, K, accumulate);
+    if (bf16Products && gCpuBf16 && M < gSmallM && K % 2 == 0) return forwardDotBf16(out, inp, W, bias, M, N, K, accumulate);
+  }
   (void)bf16Products;
   if (M < gSmallM) forwardDot<L>(out, inp, W, bias, M, N, K, accumulate);
   else forwardPacked<L>(out, inp, W, bias, M, N, K, accumulate);

@@ -18,7 +18,7 @@ struct Mat {
   int cols = 0;  // K
   // Multiply in bf16: the activation side is rounded to bf16 (nearest even) and products of bf16
   // pairs are summed in f32 (AVX512_BF16 vdpbf16ps, twice the f32 FMA rate), as PyTorch's bf16
-  // matmuls do. Honoured for BF16-stored weights by forward (M >= the packed-GEMM threshold) and
+  // matmuls do. Honoured for BF16-stored weights with an even K by forward (every M) and
   // backward-input (M > 4) on CPUs with AVX512_BF16; ignored elsewhere (f32 math, same results
   // as false). Relative error of a product: about 2^-9 / sqrt(K) of the row's magnitude.
   bool bf16Products = false;

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/index.js';
-import { CausalLM } from '../../src/model/index.js';
+import { CausalLM, createRandomModel } from '../../src/model/index.js';
 import { writeTinyModel, type Arch } from '../helpers/tiny-models.js';
-import { greedyReference, maxAbsDiff, prompt } from './helpers.js';
+import { greedyReference, maxAbsDiff, prompt, trainerLogprobs } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rrec-engine-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -48,6 +48,27 @@ describe('float64 models', () => {
     expect(Array.from(r!.samples[0]!.tokens)).toEqual(ref.tokens);
     // logprobs cross the addon as float32; compare against float32-rounded references
     expect(maxAbsDiff(r!.samples[0]!.logprobs, Float32Array.from(ref.logprobs))).toBeLessThan(1e-9);
+    engine.free();
+    lm.free();
+  });
+});
+
+describe("matmulPrecision: 'bf16'", () => {
+  it('sampled log-probs equal the training forward of the same tokens (both round activations to bf16)', async () => {
+    // bf16 weights; the engine's decode (M = 1: bf16 dot products), its prefill and the training
+    // forward (packed bf16 GEMM) all round the same activations to bf16 and multiply exactly
+    // (a bf16 x bf16 product fits f32), so only summation order and rare rounding flips of
+    // nearly-equal activations separate them.
+    const dir = join(root, 'qwen2-bf16');
+    await createRandomModel(dir, { architecture: 'qwen2', vocabSize: 256, hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 256 }, { seed: 2, dtype: 'BF16' });
+    const lm = await CausalLM.load(dir, { matmulPrecision: 'bf16' });
+    const engine = new Engine(lm, { blockSize: 16, kvBudgetBytes: 1 << 22 });
+    const p = Array.from({ length: 40 }, (_, i) => (i * 29 + 3) % 256);
+    const [r] = await engine.generate([{ prompt: p, temperature: 1, seed: 5, maxTokens: 24 }]);
+    const s = r!.samples[0]!;
+    const ref = await trainerLogprobs(lm, p, s.tokens);
+    const diff = maxAbsDiff(s.logprobs, Float32Array.from(ref));
+    expect(diff).toBeLessThan(1e-4); // measured 4.8e-7 (2026-11-25)
     engine.free();
     lm.free();
   });
