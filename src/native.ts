@@ -112,7 +112,7 @@ export interface NativeModelHandle {
   forward(
     batch: NativeBatch,
     adapter: NativeAdapterHandle | null,
-    opts: { entropy?: boolean; keepForBackward?: boolean; loraDropout?: boolean; dropoutSeed?: number },
+    opts: { entropy?: boolean; keepForBackward?: boolean; loraDropout?: boolean; dropoutSeed?: number; recomputeActivations?: boolean },
   ): Promise<NativeForwardPassHandle>;
   params(): NativeParamInfo[];
   getParam(name: string): NativeFloats;

@@ -391,6 +391,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     opt.entropy = boolField(o, "entropy", false);
     opt.keepForBackward = boolField(o, "keepForBackward", true);
     opt.loraDropout = boolField(o, "loraDropout", false);
+    opt.recomputeActivations = boolField(o, "recomputeActivations", false);
     opt.dropoutSeed = static_cast<uint64_t>(numberField(o, "dropoutSeed", 0));
 
     auto guard = std::make_shared<BusyGuard>(handle);

@@ -39,6 +39,7 @@ struct ForwardState {
   Buf<T> nf, rf, xf;   // [n, C] final-norm output, [n] 1/rms, [n, C] its input rows
   std::vector<double> lse;     // [n] log-sum-exp of the (soft-capped) logits
   bool dropout = false;
+  bool recompute = false;  // layers keep only xin; backward recomputes the rest (ForwardOptions)
   uint64_t seed = 0;
   int M = 0, S = 0, n = 0;
 };
@@ -48,14 +49,77 @@ ForwardPass<T>::~ForwardPass() {
   delete state_;
 }
 
+// One decoder layer: x [M, C] in, x out; A receives every activation backward needs. Shared by the
+// forward and by the backward's recomputation (activation checkpointing), which must compute
+// exactly the same values (dropout masks are a pure function of the pass's seed).
+template <typename T>
+void layerForward(const Model<T>& model, int l, LayerActs<T>& A, const ForwardState<T>& stRef, Adapter<T>* adapter, Buf<T>& x) {
+  const ForwardState<T>* st = &stRef;
+  const ModelConfig& c = model.config();
+  const typename Model<T>::Layer& L = model.layer(l);
+  const int M = st->M, S = st->S, C = c.hidden, D = c.headDim, Hq = c.heads, Hk = c.kvHeads, F = c.intermediate;
+  const cpu::Act act = c.act == Activation::SiLU ? cpu::Act::SiLU : cpu::Act::GeluTanh;
+  const size_t MC = static_cast<size_t>(M) * C;
+  A.xin = x;
+  // attention block
+  rmsnormRows(A.n1, A.r1, A.xin.data(), L.attnNorm, M, C, c.rmsEps, c.normPlusOne);
+  A.q.assign(static_cast<size_t>(M) * Hq * D, T(0));
+  A.k.assign(static_cast<size_t>(M) * Hk * D, T(0));
+  A.v.assign(static_cast<size_t>(M) * Hk * D, T(0));
+  T* qkv[3] = {A.q.data(), A.k.data(), A.v.data()};
+  for (int m = kQ; m <= kV; m++) {
+    cpu::matmul_forward(qkv[m], A.n1.data(), L.w[m], L.bias[m].empty() ? nullptr : L.bias[m].data(), M, false);
+    if (adapter && adapter->has(l, m)) loraForward(qkv[m], A.n1.data(), M, *adapter, l, m, A.xa[m], st->dropout, st->seed);
+  }
+  cpu::rope_forward(A.q.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
+  cpu::rope_forward(A.k.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
+  A.probs.assign(static_cast<size_t>(st->probOffsets[S]), T(0));
+  A.att.assign(static_cast<size_t>(M) * Hq * D, T(0));
+  const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
+  cpu::attention_forward(A.att.data(), A.probs.data(), A.q.data(), A.k.data(), A.v.data(), st->seqOffsets.data(), S,
+                         st->probOffsets.data(), Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
+  A.ao.assign(MC, T(0));
+  cpu::matmul_forward(A.ao.data(), A.att.data(), L.w[kO], L.bias[kO].empty() ? nullptr : L.bias[kO].data(), M, false);
+  if (adapter && adapter->has(l, kO)) loraForward(A.ao.data(), A.att.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
+  A.xmid = A.xin;
+  if (c.sandwichNorms) {
+    Buf<T> normed;
+    rmsnormRows(normed, A.rp1, A.ao.data(), L.attnPostNorm, M, C, c.rmsEps, c.normPlusOne);
+    addInto(A.xmid.data(), normed.data(), MC);
+  } else {
+    addInto(A.xmid.data(), A.ao.data(), MC);
+  }
+  // MLP block
+  rmsnormRows(A.n2, A.r2, A.xmid.data(), L.mlpNorm, M, C, c.rmsEps, c.normPlusOne);
+  const size_t MF = static_cast<size_t>(M) * F;
+  A.gate.assign(MF, T(0));
+  A.up.assign(MF, T(0));
+  cpu::matmul_forward(A.gate.data(), A.n2.data(), L.w[kGate], L.bias[kGate].empty() ? nullptr : L.bias[kGate].data(), M, false);
+  if (adapter && adapter->has(l, kGate)) loraForward(A.gate.data(), A.n2.data(), M, *adapter, l, kGate, A.xa[kGate], st->dropout, st->seed);
+  cpu::matmul_forward(A.up.data(), A.n2.data(), L.w[kUp], L.bias[kUp].empty() ? nullptr : L.bias[kUp].data(), M, false);
+  if (adapter && adapter->has(l, kUp)) loraForward(A.up.data(), A.n2.data(), M, *adapter, l, kUp, A.xa[kUp], st->dropout, st->seed);
+  A.h.assign(MF, T(0));
+  cpu::gated_act_forward(A.h.data(), A.gate.data(), A.up.data(), static_cast<int64_t>(MF), act);
+  A.mo.assign(MC, T(0));
+  cpu::matmul_forward(A.mo.data(), A.h.data(), L.w[kDown], L.bias[kDown].empty() ? nullptr : L.bias[kDown].data(), M, false);
+  if (adapter && adapter->has(l, kDown)) loraForward(A.mo.data(), A.h.data(), M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
+  x = A.xmid;
+  if (c.sandwichNorms) {
+    Buf<T> normed;
+    rmsnormRows(normed, A.rp2, A.mo.data(), L.mlpPostNorm, M, C, c.rmsEps, c.normPlusOne);
+    addInto(x.data(), normed.data(), MC);
+  } else {
+    addInto(x.data(), A.mo.data(), MC);
+  }
+}
+
 // dense, dropoutScale, addInto, rmsnormRows, loraForward and loraBackward live in layer_ops.h,
 // shared with the sampling engine (engine.cc) so both run the same per-layer math.
 
 template <typename T>
 std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<T>* adapter, const ForwardOptions& opt) {
   const ModelConfig& c = cfg_;
-  const int M = in.M, S = in.S, n = in.n, C = c.hidden, D = c.headDim, Hq = c.heads, Hk = c.kvHeads, F = c.intermediate,
-            V = c.vocab;
+  const int M = in.M, S = in.S, n = in.n, C = c.hidden, Hq = c.heads, V = c.vocab;
   // ---- validate the batch: every index is checked before any kernel reads it
   if (M <= 0) throw ArgumentError("forward: the batch has no tokens");
   if (S <= 0) throw ArgumentError("forward: seqOffsets must describe at least one sequence");
@@ -102,67 +166,21 @@ std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<
   st->dropout = opt.loraDropout && adapter && adapter->config().dropout > 0;
   st->seed = opt.dropoutSeed;
   const bool keep = opt.keepForBackward;
+  st->recompute = keep && opt.recomputeActivations;
   st->layers.resize(keep ? static_cast<size_t>(c.layers) : 1);
 
   // ---- embeddings
   Buf<T> x(static_cast<size_t>(M) * C);
   cpu::embedding_forward(x.data(), st->tokens.data(), embed_, M, embedScale_);
-  const cpu::Act act = c.act == Activation::SiLU ? cpu::Act::SiLU : cpu::Act::GeluTanh;
-  const size_t MC = static_cast<size_t>(M) * C;
 
   for (int l = 0; l < c.layers; l++) {
-    const Layer& L = layers_[l];
     LayerActs<T>& A = st->layers[keep ? l : 0];
-    A.xin = x;
-    // attention block
-    rmsnormRows(A.n1, A.r1, A.xin.data(), L.attnNorm, M, C, c.rmsEps, c.normPlusOne);
-    A.q.assign(static_cast<size_t>(M) * Hq * D, T(0));
-    A.k.assign(static_cast<size_t>(M) * Hk * D, T(0));
-    A.v.assign(static_cast<size_t>(M) * Hk * D, T(0));
-    T* qkv[3] = {A.q.data(), A.k.data(), A.v.data()};
-    for (int m = kQ; m <= kV; m++) {
-      cpu::matmul_forward(qkv[m], A.n1.data(), L.w[m], L.bias[m].empty() ? nullptr : L.bias[m].data(), M, false);
-      if (adapter && adapter->has(l, m)) loraForward(qkv[m], A.n1.data(), M, *adapter, l, m, A.xa[m], st->dropout, st->seed);
-    }
-    cpu::rope_forward(A.q.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
-    cpu::rope_forward(A.k.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
-    A.probs.assign(static_cast<size_t>(st->probOffsets[S]), T(0));
-    A.att.assign(static_cast<size_t>(M) * Hq * D, T(0));
-    const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
-    cpu::attention_forward(A.att.data(), A.probs.data(), A.q.data(), A.k.data(), A.v.data(), st->seqOffsets.data(), S,
-                           st->probOffsets.data(), Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
-    A.ao.assign(MC, T(0));
-    cpu::matmul_forward(A.ao.data(), A.att.data(), L.w[kO], L.bias[kO].empty() ? nullptr : L.bias[kO].data(), M, false);
-    if (adapter && adapter->has(l, kO)) loraForward(A.ao.data(), A.att.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
-    A.xmid = A.xin;
-    if (c.sandwichNorms) {
-      Buf<T> normed;
-      rmsnormRows(normed, A.rp1, A.ao.data(), L.attnPostNorm, M, C, c.rmsEps, c.normPlusOne);
-      addInto(A.xmid.data(), normed.data(), MC);
-    } else {
-      addInto(A.xmid.data(), A.ao.data(), MC);
-    }
-    // MLP block
-    rmsnormRows(A.n2, A.r2, A.xmid.data(), L.mlpNorm, M, C, c.rmsEps, c.normPlusOne);
-    const size_t MF = static_cast<size_t>(M) * F;
-    A.gate.assign(MF, T(0));
-    A.up.assign(MF, T(0));
-    cpu::matmul_forward(A.gate.data(), A.n2.data(), L.w[kGate], L.bias[kGate].empty() ? nullptr : L.bias[kGate].data(), M, false);
-    if (adapter && adapter->has(l, kGate)) loraForward(A.gate.data(), A.n2.data(), M, *adapter, l, kGate, A.xa[kGate], st->dropout, st->seed);
-    cpu::matmul_forward(A.up.data(), A.n2.data(), L.w[kUp], L.bias[kUp].empty() ? nullptr : L.bias[kUp].data(), M, false);
-    if (adapter && adapter->has(l, kUp)) loraForward(A.up.data(), A.n2.data(), M, *adapter, l, kUp, A.xa[kUp], st->dropout, st->seed);
-    A.h.assign(MF, T(0));
-    cpu::gated_act_forward(A.h.data(), A.gate.data(), A.up.data(), static_cast<int64_t>(MF), act);
-    A.mo.assign(MC, T(0));
-    cpu::matmul_forward(A.mo.data(), A.h.data(), L.w[kDown], L.bias[kDown].empty() ? nullptr : L.bias[kDown].data(), M, false);
-    if (adapter && adapter->has(l, kDown)) loraForward(A.mo.data(), A.h.data(), M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
-    x = A.xmid;
-    if (c.sandwichNorms) {
-      Buf<T> normed;
-      rmsnormRows(normed, A.rp2, A.mo.data(), L.mlpPostNorm, M, C, c.rmsEps, c.normPlusOne);
-      addInto(x.data(), normed.data(), MC);
-    } else {
-      addInto(x.data(), A.mo.data(), MC);
+    layerForward(*this, l, A, *st, adapter, x);
+    // recomputation: keep only the layer's input; backward runs the layer again from it
+    if (keep && st->recompute) {
+      Buf<T> xin = std::move(A.xin);
+      A = LayerActs<T>();
+      A.xin = std::move(xin);
     }
   }
 
@@ -266,6 +284,10 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
   for (int l = c.layers - 1; l >= 0; l--) {
     const Layer& L = layers_[l];
     LayerActs<T>& A = st->layers[l];
+    if (st->recompute) {  // the same computation as the forward's, from the kept layer input
+      Buf<T> xin = A.xin;
+      layerForward(*this, l, A, *st, adapter, xin);
+    }
     // ---- MLP block: x_out = xmid + post(mo)
     Buf<T> dmo(MC, T(0));
     if (c.sandwichNorms)

@@ -51,6 +51,13 @@ export interface ForwardOptions {
   loraDropout?: boolean;
   /** Dropout masks are a pure function of this seed. */
   dropoutSeed?: number;
+  /**
+   * Activation checkpointing: keep only each decoder layer's input and recompute the layer during
+   * backward(). Same gradients (bit for bit), about one more forward pass of time, and the memory
+   * of the attention probabilities (heads x L^2 per sequence) and ~10 [tokens, hidden|intermediate]
+   * buffers per layer saved: for long sequences or big batches. Default false.
+   */
+  recomputeActivations?: boolean;
 }
 
 export interface AdamWOptions {
@@ -202,7 +209,13 @@ export class CausalLM extends TrainableTensors implements ParamHolder {
     const pass = await this.handle.forward(
       { tokens: batch.tokens, seqOffsets: batch.seqOffsets, positions: batch.positions, targetRows: batch.targetRows, targetTokens: batch.targetTokens },
       opts.adapter ? opts.adapter.handle : null,
-      { entropy: opts.entropy ?? false, keepForBackward: opts.keepForBackward ?? true, loraDropout: opts.loraDropout ?? false, dropoutSeed: opts.dropoutSeed ?? 0 },
+      {
+        entropy: opts.entropy ?? false,
+        keepForBackward: opts.keepForBackward ?? true,
+        loraDropout: opts.loraDropout ?? false,
+        dropoutSeed: opts.dropoutSeed ?? 0,
+        recomputeActivations: opts.recomputeActivations ?? false,
+      },
     );
     return new ForwardResult(pass);
   }

@@ -87,6 +87,10 @@ struct ForwardOptions {
   bool keepForBackward = true; // keep activations for backward()
   bool loraDropout = false;    // apply the adapter's dropout (training passes only)
   uint64_t dropoutSeed = 0;    // dropout masks are a pure function of (seed, layer, module, row, col)
+  // Activation checkpointing: keep only each layer's input [M, C] and recompute the layer during
+  // backward (one more forward of the decoder layers; the same values, so the same gradients).
+  // Saves the attention probabilities (Hq L^2 per sequence) and ~10 [M, C|F] buffers per layer.
+  bool recomputeActivations = false;
 };
 
 template <typename T>
