@@ -142,6 +142,7 @@ std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetu
   m->loadWeights(dir);
   for (Layer& L : m->layers_)
     for (cpu::Mat& w : L.w) w.bf16Products = bf16Products;
+  m->lmHead_.bf16Products = bf16Products;  // the embedding lookup is no product
   return m;
 }
 

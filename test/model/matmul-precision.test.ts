@@ -46,8 +46,8 @@ describe("matmulPrecision: 'bf16'", () => {
     let worstLogp = 0;
     a.logp.forEach((v, i) => (worstLogp = Math.max(worstLogp, Math.abs(v - b.logp[i]!))));
     // Each product is within ~2^-9 of its row's magnitude; through two layers and a 300-way
-    // log-softmax of logits of size ~1 that is a few 1e-3 at most (measured 2026-11-25: 1.0e-3 for
-    // log-probs, 4.5e-3 relative L2 for the worst gradient).
+    // log-softmax of logits of size ~1 that is a few 1e-3 at most (measured 2026-11-25: 1.6e-3 for
+    // log-probs, 5.3e-3 relative L2 for the worst gradient; LM head in bf16 too).
     expect(worstLogp).toBeLessThan(2e-2);
     let worstGrad = 0;
     for (const [name, g] of a.grads) {

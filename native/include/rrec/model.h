@@ -118,9 +118,8 @@ class Model {
  public:
   // Loads config.json + safetensors from `dir`. fullFinetune copies every weight into trainable
   // T buffers with gradients. bf16Products sets cpu::Mat::bf16Products on the decoder layers'
-  // projection weights (training and sampling alike; the embedding and LM head stay f32 math, so
-  // log-softmax sees f32-accurate logits of the last hidden state). Throws LoadError naming the
-  // file and tensor.
+  // projections and the LM head (training and sampling alike, as a bf16 PyTorch model computes
+  // its logits before the f32 log-softmax). Throws LoadError naming the file and tensor.
   static std::unique_ptr<Model> load(const std::string& dir, bool fullFinetune, bool bf16Products = false);
   ~Model();
 
