@@ -16,6 +16,8 @@ export interface FlagSpec {
   default?: string | number | boolean | string[];
   /** Placeholder for the value in --help, e.g. DIR. */
   metavar?: string;
+  /** A 'string' flag that may be given several times: the values are collected, in order, into a string[]. */
+  repeatable?: boolean;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -60,6 +62,7 @@ function convert(name: string, spec: FlagSpec, raw: string): FlagValue {
 export function parseFlags(argv: readonly string[], specs: FlagSpecs): { flags: ParsedFlags; positional: string[] } {
   const flags: ParsedFlags = {};
   const positional: string[] = [];
+  const collected = new Map<string, string[]>();
   for (const [name, spec] of Object.entries(specs)) flags[name] = spec.default;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -98,7 +101,13 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs): { flags: 
         i++;
       }
     }
-    flags[name] = convert(name, spec, raw);
+    const value = convert(name, spec, raw);
+    if (spec.repeatable) {
+      // the first occurrence replaces the default, later ones append
+      const prev = collected.get(name) ?? [];
+      collected.set(name, [...prev, String(value)]);
+      flags[name] = collected.get(name);
+    } else flags[name] = value;
   }
   return { flags, positional };
 }
@@ -109,7 +118,7 @@ export function formatHelp(usage: string, description: string, specs: FlagSpecs)
   for (const [name, spec] of Object.entries(specs)) {
     const meta = spec.type === 'boolean' ? '' : `=${spec.metavar ?? spec.type.toUpperCase()}`;
     const def = spec.default === undefined ? '' : ` (default: ${Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default)})`;
-    lines.push(`  --${name}${meta}`.padEnd(36) + ` ${spec.help}${def}`);
+    lines.push(`  --${name}${meta}`.padEnd(36) + ` ${spec.help}${spec.repeatable ? ' (repeatable)' : ''}${def}`);
   }
   lines.push(`  --help`.padEnd(36) + ' show this help');
   return lines.join('\n');

@@ -4,6 +4,8 @@
  * file under src/cli/ and returns an exit code; this file only dispatches.
  */
 import { CliUsageError } from './args.js';
+import { runEval } from './eval.js';
+import { runInfer } from './infer.js';
 import { runInfo } from './info.js';
 import { runPreprocess } from './preprocess.js';
 import { runTrain } from './train.js';
@@ -12,7 +14,9 @@ type Command = { run: (argv: string[]) => Promise<number>; help: string };
 
 const commands: Record<string, Command> = {
   preprocess: { run: runPreprocess, help: 'CSV splits -> Arrow dataset (Hugging Face save_to_disk layout)' },
-  train: { run: runTrain, help: 'GRPO training (SFT warm start, evaluation, checkpoints, resume)' },
+  train: { run: runTrain, help: 'GRPO training (SFT warm start, evaluation, checkpoints, resume, early stopping)' },
+  eval: { run: (argv) => runEval(argv), help: 'accuracy, macro-F1, per-class metrics, confusion matrix of a model or checkpoint on a split' },
+  infer: { run: (argv) => runInfer(argv), help: "a model's reasoning and label for situations (--text, --input or stdin)" },
   info: { run: runInfo, help: 'what the native addon was built with and what this CPU offers' },
 };
 

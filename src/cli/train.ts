@@ -1,8 +1,8 @@
 /**
  * `rrec-emotion train [flags]`: GRPO training (GrpoTrainer.fit) with the reference project's flags.
  * Every field of TrainConfig is a flag of the same name (`--num_train_epochs=3`, `--model=qwen`,
- * `--resume_from_checkpoint`, `--vllm_gpu_memory_utilization=0.3`, ...). Ctrl-C stops after the
- * current step with a checkpoint.
+ * `--resume_from_checkpoint`, `--vllm_gpu_memory_utilization=0.3`, `--early_stopping_patience=3`,
+ * `--eval_on_test`, ...). Ctrl-C stops after the current step with a checkpoint.
  */
 import { configFromFlags, formatTrainConfigFields, trainFlagSpecs } from '../train/config.js';
 import { GrpoTrainer } from '../train/trainer.js';
@@ -28,9 +28,12 @@ export async function runTrain(argv: string[]): Promise<number> {
     const r = await trainer.fit({ signal: abort.signal });
     const fmt = (m: { accuracy: number; macro_f1: number; invalid_rate: number } | null) =>
       m ? `accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%` : 'not evaluated';
-    console.log(`\nsteps: ${r.steps}${r.stoppedEarly ? ' (stopped early)' : ''}`);
+    const why = { completed: '', early_stopping: ' (early stopping)', aborted: ' (stopped by Ctrl-C)' }[r.stopReason];
+    console.log(`\nsteps: ${r.steps}${why}`);
     console.log(`valid before GRPO: ${fmt(r.evalBefore)}`);
     console.log(`valid after GRPO:  ${fmt(r.evalAfter)}`);
+    if (r.bestStep !== null) console.log(`best valid accuracy: ${r.bestValidAccuracy!.toFixed(4)} at step ${r.bestStep}${r.bestDir ? ` (${r.bestDir})` : ''}`);
+    if (r.testMetrics) console.log(`test (model of step ${r.testStep}): ${fmt(r.testMetrics)}`);
     console.log(`last checkpoint: ${r.lastCheckpoint ?? 'none'}`);
     console.log(`run folder: ${r.runDir}`);
     return 0;

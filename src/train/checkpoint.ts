@@ -4,14 +4,16 @@
  *
  *   adapter/                  the LoRA adapter in PEFT's format (LoRA runs), or
  *   model.safetensors         every trained weight, HF names (full fine-tune runs)
+ *                             (these two as trained-weights.ts writes and reads them)
  *   optimizer.safetensors     AdamW moments, `<param>.exp_avg` / `<param>.exp_avg_sq`, F32
- *   trainer_state.json        step, AdamW's step count, data cursor, best metric, anything else
+ *   trainer_state.json        step, AdamW's step count, data cursor, early-stopping state, anything else
  *
  * Values round-trip bit for bit for float32 models (F32 on disk); a float64 model is saved at F32.
  */
 import { join } from 'node:path';
-import { loadAdapter, readSafetensors, saveAdapter, writeSafetensors, type AdamW, type CausalLM, type LoraAdapter } from '../model/index.js';
+import { readSafetensors, writeSafetensors, type AdamW, type CausalLM, type LoraAdapter } from '../model/index.js';
 import { checkpointName, readJsonFile, writeDirAtomic } from './checkpoint-dir.js';
+import { ADAPTER_DIR, MODEL_FILE, applyWeights, writeTrainedWeights } from './trained-weights.js';
 import { writeJsonSynced } from '../util/atomic-fs.js';
 
 export interface TrainerState {
@@ -30,8 +32,6 @@ export interface CheckpointParts {
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const STATE_FILE = 'trainer_state.json';
-const MODEL_FILE = 'model.safetensors';
-const ADAPTER_DIR = 'adapter';
 
 /** Writes `<runDir>/checkpoint-<state.step>` atomically and returns its path. */
 export async function saveCheckpoint(
@@ -48,8 +48,7 @@ export async function saveCheckpoint(
   await writeDirAtomic(
     dir,
     async (tmp) => {
-      if (parts.adapter) await saveAdapter(parts.adapter, join(tmp, ADAPTER_DIR), { baseModelNameOrPath: opts.baseModelNameOrPath ?? parts.lm.dir });
-      else await writeSafetensors(join(tmp, MODEL_FILE), params.map((p) => ({ name: p.name, shape: p.shape, data: parts.lm.getParam(p.name) })), { metadata: { format: 'pt' } });
+      await writeTrainedWeights(tmp, parts, { baseModelNameOrPath: opts.baseModelNameOrPath ?? null });
       await writeSafetensors(
         join(tmp, OPTIMIZER_FILE),
         params.flatMap((p, i) => [
@@ -74,21 +73,8 @@ export async function loadCheckpoint(dir: string, lm: CausalLM): Promise<{ adapt
   const state = await readJsonFile<TrainerState & { optimizer_step?: number }>(join(dir, STATE_FILE));
   if (typeof state.step !== 'number' || !Number.isSafeInteger(state.step) || state.step < 0)
     throw new Error(`${join(dir, STATE_FILE)}: "step" must be a non-negative integer, got ${JSON.stringify(state.step)}`);
-  let adapter: LoraAdapter | null = null;
-  let names: string[];
-  if (lm.config.fullFinetune) {
-    const file = join(dir, MODEL_FILE);
-    names = lm.params().map((p) => p.name);
-    const tensors = await readSafetensors(file, names);
-    for (const n of names) {
-      const t = tensors.get(n);
-      if (!t) throw new Error(`${file}: tensor "${n}" is missing`);
-      lm.setParam(n, t.data);
-    }
-  } else {
-    adapter = await loadAdapter(lm, join(dir, ADAPTER_DIR));
-    names = adapter.params().map((p) => p.name);
-  }
+  const adapter = await applyWeights(lm, lm.config.fullFinetune ? { kind: 'full', file: join(dir, MODEL_FILE) } : { kind: 'adapter', dir: join(dir, ADAPTER_DIR) });
+  const names = (adapter ?? lm).params().map((p) => p.name);
   const optimizer = lm.createOptimizer(adapter ?? undefined);
   const file = join(dir, OPTIMIZER_FILE);
   const moments = await readSafetensors(file);

@@ -166,8 +166,14 @@ export interface TrainConfig {
   save_steps: number;
   /** Checkpoints kept (the best by valid accuracy is never deleted); 0: keep all. */
   save_total_limit: number;
-  /** Stop after this many evaluations without a better valid accuracy; 0: off. */
+  /**
+   * Stop after this many valid evaluations in a row without a strictly higher accuracy than the
+   * best so far (the first evaluation sets the best; eval_on_start's counts); 0: off. Whatever it
+   * is, the best model by valid accuracy is kept in <output_dir>/<run_name>/best/.
+   */
   early_stopping_patience: number;
+  /** At the end, evaluate the best model by valid accuracy (the final one when none was kept) on the test split. */
+  eval_on_test: boolean;
   /** Log a plain progress line every this many steps (metrics JSONL gets every step). */
   logging_steps: number;
 }
@@ -449,7 +455,8 @@ const FIELDS = {
   eval_steps: int(null, 'evaluate every this many steps; 0: only at the end', { min: 0 }, '= save_steps'),
   save_steps: int(20, 'save a checkpoint every this many steps; 0: only at the end', { min: 0 }),
   save_total_limit: int(3, 'checkpoints kept (never the best); 0: all', { min: 0 }),
-  early_stopping_patience: int(0, 'evaluations without improvement before stopping; 0: off', { min: 0 }),
+  early_stopping_patience: int(0, 'stop after this many valid evaluations in a row without a higher accuracy; 0: off', { min: 0 }),
+  eval_on_test: bool(false, 'at the end, evaluate the best model (by valid accuracy) on the test split'),
   logging_steps: int(1, 'plain progress line every this many steps', { min: 1 }),
 } satisfies Record<keyof TrainConfig, Row>;
 

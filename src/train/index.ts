@@ -1,6 +1,7 @@
 /**
- * The trainer's supporting pieces: configuration, model registry, learning-rate schedules, data
- * order, checkpoint folders and metrics logging. (GrpoTrainer itself will live here too.)
+ * The trainer (GrpoTrainer) and its supporting pieces: configuration, model registry,
+ * learning-rate schedules, data order, checkpoint folders, metrics logging, early stopping and the
+ * best model, and loading a trained model back (loadTrainedModel) for evaluation and inference.
  */
 export {
   BUILTIN_MODEL,
@@ -87,5 +88,11 @@ export { REWARD_FUNCS, rewardFromConfig } from './reward-registry.js';
 export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStepOptions, type SftStepResult } from './sft.js';
 export { grpoStep, rolloutSeed, type GrpoExample, type GrpoReward, type GrpoStepConfig, type GrpoStepResult, type RewardValue } from './grpo-step.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState, type CheckpointParts } from './checkpoint.js';
-export { GrpoTrainer, type FitOptions, type FitResult } from './trainer.js';
+export { GrpoTrainer, type FitOptions, type FitResult, type StopReason } from './trainer.js';
 export { ensureBuiltinModel, TINY_QWEN2 } from './builtin-model.js';
+export { EarlyStopping, type EarlyStoppingState, type Observation } from './early-stopping.js';
+export { BEST_DIR, BEST_INFO_FILE, bestDir, readBestModelInfo, removeBestModel, saveBestModel, type BestModelInfo } from './best-model.js';
+export { ADAPTER_DIR, MODEL_FILE, applyWeights, locateWeights, writeTrainedWeights, type WeightsLocation } from './trained-weights.js';
+export { RUN_INFO_FILE, findRunInfo, readRunInfo, writeRunInfo, type RunInfo } from './run-info.js';
+export { defaultDataDir, isArrowDataset, openDataset, packageRoot, type OpenDatasetOptions } from './dataset-source.js';
+export { loadTrainedModel, type TrainedModel, type TrainedModelOptions } from './trained-model.js';

@@ -10,30 +10,41 @@
  * metrics to <run>/metrics.jsonl, checkpointing every save_steps (checkpoint.ts) and evaluating
  * every eval_steps; it ends with a checkpoint and a final evaluation. An AbortSignal stops it
  * after the current step, with a checkpoint.
+ *
+ * Every valid evaluation (eval_on_start, every eval_steps, the final one) is appended to
+ * <run>/eval.jsonl and shown to the early-stopping tracker (early-stopping.ts): an improvement
+ * saves the model to <run>/best/ (best-model.ts), and early_stopping_patience evaluations in a row
+ * without one end the run. With eval_on_test the best model is evaluated on the test split at the
+ * end. <run>/run.json (run-info.ts) records the configuration, model and data folders, so that
+ * `rrec-emotion eval` / `infer` can use a checkpoint without the training flags.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { freemem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { datasetSpec, loadDataset, preprocess, type LoadedSplit } from '../data/index.js';
+import { join, resolve } from 'node:path';
+import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
 import { evaluate, type EvalExample } from '../eval/run.js';
 import type { EvalMetrics } from '../eval/metrics.js';
+import { writeFileAtomic } from '../util/atomic-fs.js';
 import { CausalLM, type AdamW, type LoraAdapter } from '../model/index.js';
 import { Prompter } from '../prompt/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { bestDir as bestDirOf, readBestModelInfo, removeBestModel, saveBestModel } from './best-model.js';
 import { ensureBuiltinModel } from './builtin-model.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
 import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
+import { defaultDataDir, openDataset } from './dataset-source.js';
+import { EarlyStopping, type Observation } from './early-stopping.js';
 import { grpoStep, type GrpoStepConfig } from './grpo-step.js';
 import { MetricsLog, ProgressReporter, type StepRecord } from './metrics-log.js';
 import { loadModelPaths, resolveModelPath } from './paths.js';
 import { rewardFromConfig } from './reward-registry.js';
+import { writeRunInfo } from './run-info.js';
 import { createLrSchedule } from './schedule.js';
 import { sftCompletionText, sftStep } from './sft.js';
+import { applyWeights, locateWeights } from './trained-weights.js';
 
 export interface FitOptions {
   /** Stops after the current step, with a checkpoint. */
@@ -44,6 +55,9 @@ export interface FitOptions {
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
+/** Why fit() ended. */
+export type StopReason = 'completed' | 'early_stopping' | 'aborted';
+
 export interface FitResult {
   runDir: string;
   modelDir: string;
@@ -53,20 +67,25 @@ export interface FitResult {
   evalBefore: EvalMetrics | null;
   evalAfter: EvalMetrics | null;
   lastCheckpoint: string | null;
+  /** stopReason !== 'completed'. */
   stoppedEarly: boolean;
+  /** 'completed' (all steps), 'early_stopping' (patience used up) or 'aborted' (the signal). */
+  stopReason: StopReason;
+  /** Step of the best valid evaluation (0: eval_on_start); null when nothing was evaluated. */
+  bestStep: number | null;
+  /** Its valid accuracy. */
+  bestValidAccuracy: number | null;
+  /** <run>/best, holding the model of bestStep; null when there is none. */
+  bestDir: string | null;
+  /** Test-split metrics (eval_on_test) of the model of testStep; null otherwise. */
+  testMetrics: EvalMetrics | null;
+  /** The step of the model evaluated on test: bestStep, or the final step when no best was kept. */
+  testStep: number | null;
 }
 
 interface Example extends EvalExample {
   promptIds: Int32Array;
   label: number;
-}
-
-/** ../shared/data/ED_easy_4 beside the package when it exists, else the shipped sample. */
-function defaultDataDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  const shared = resolve(dir, '..', 'shared', 'data', 'ED_easy_4');
-  return existsSync(join(shared, 'train.csv')) ? shared : join(dir, 'data', 'sample', 'ED_sample_4');
 }
 
 export class GrpoTrainer {
@@ -81,7 +100,8 @@ export class GrpoTrainer {
     const runDir = resolve(runDirOf(cfg));
     await mkdir(runDir, { recursive: true });
     const out = opts.stream ?? process.stdout;
-    const say = (s: string) => out.write(s + '\n');
+    let progress: ProgressReporter | null = null;
+    const say = (s: string) => (progress ? progress.message(s) : out.write(s + '\n'));
 
     // ---- model and tokenizer
     const modelDir =
@@ -91,15 +111,11 @@ export class GrpoTrainer {
     const tokenizer = await loadTokenizer(modelDir);
 
     // ---- data: an Arrow folder, or CSV splits preprocessed into the run folder
-    const dataDir = resolve(cfg.data_dir ?? defaultDataDir());
-    let arrowDir = dataDir;
-    if (!existsSync(join(dataDir, 'dataset_dict.json'))) {
-      arrowDir = join(runDir, 'data');
-      if (!existsSync(join(arrowDir, 'dataset_dict.json')))
-        await preprocess({ inputDir: dataDir, outputDir: arrowDir, dataset: datasetSpec(cfg.dataset_name, cfg.labels ?? undefined) });
-    }
-    const dataset = await loadDataset(arrowDir);
+    const { dataset, arrowDir } = await openDataset(cfg.data_dir ?? defaultDataDir(), { datasetName: cfg.dataset_name, labels: cfg.labels, preprocessInto: join(runDir, 'data') });
+    if (cfg.eval_on_test && !dataset.splitNames.includes('test'))
+      throw new Error(`eval_on_test: the dataset at ${dataset.dir} has no test split (splits: ${dataset.splitNames.join(', ')})`);
     const labels = cfg.labels ?? [...dataset.labelNames];
+    await writeRunInfo(runDir, { config: cfg, model_dir: resolve(modelDir), data_dir: arrowDir ?? dataset.dir, labels });
     const prompter = new Prompter(tokenizer, { labels, ...(cfg.system_prompt ? { systemPrompt: cfg.system_prompt } : {}) });
     const render = (split: LoadedSplit): Example[] =>
       Array.from({ length: split.numRows }, (_, i) => {
@@ -108,6 +124,7 @@ export class GrpoTrainer {
       });
     const train = render(dataset.split('train'));
     const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid')) : [];
+    const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
 
     // ---- model, adapter, optimizer (or their checkpointed state), engine
     const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune });
@@ -119,6 +136,7 @@ export class GrpoTrainer {
     let order = new DataOrder(order0);
     let step = 0;
     let lastCheckpoint: string | null = null;
+    const stopper = new EarlyStopping(cfg.early_stopping_patience);
     if (cfg.resume_from_checkpoint !== false) {
       const ckpt = cfg.resume_from_checkpoint === true ? (await latestCheckpoint(runDir))?.dir : resolve(cfg.resume_from_checkpoint);
       if (!ckpt) throw new Error(`resume_from_checkpoint: ${runDir} has no checkpoint-<step> folder to resume from`);
@@ -127,18 +145,38 @@ export class GrpoTrainer {
       optimizer = restored.optimizer;
       step = restored.state.step;
       order = DataOrder.restore(restored.state.dataOrder, order0);
+      if (restored.state.early_stopping !== undefined) stopper.restore(restored.state.early_stopping, join(ckpt, 'trainer_state.json'));
       lastCheckpoint = ckpt;
       say(`resumed from ${ckpt} at step ${step}`);
+    } else if (await removeBestModel(runDir)) {
+      say(`removed ${bestDirOf(runDir)} of an earlier run with this run_name`);
     }
     const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
     const combined = rewardFromConfig(cfg);
-    const evalValid = async (label: string): Promise<EvalMetrics | null> => {
-      if (valid.length === 0) return null;
-      const r = await evaluate(engine, valid, { labels, adapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
+    const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
+      const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
       const m = r.metrics;
       say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
-      await writeFile(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
+      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
       return m;
+    };
+    // Valid evaluations: logged to eval.jsonl, tracked for the best model and early stopping.
+    // A fresh run drops every record of an earlier run of this name (-1); a resumed one keeps those up to its step.
+    const evalLog = await MetricsLog.open(join(runDir, 'eval.jsonl'), { resumeAfterStep: lastCheckpoint === null ? -1 : step });
+    let lastEval: { step: number; metrics: EvalMetrics } | null = null;
+    const evalValid = async (label: string, epoch: number): Promise<(Observation & { metrics: EvalMetrics }) | null> => {
+      if (valid.length === 0) return null;
+      const m = await evalSplit(valid, label, adapter);
+      lastEval = { step, metrics: m };
+      await evalLog.append({ step, epoch, split: 'valid', accuracy: m.accuracy, macro_f1: m.macro_f1, invalid_rate: m.invalid_rate, mean_output_length: m.mean_output_length });
+      const o = stopper.observe(step, m.accuracy);
+      if (o.improved) {
+        const dir = await saveBestModel(runDir, { lm, adapter }, { step, metrics: m }, { baseModelNameOrPath: cfg.model });
+        say(`best valid accuracy so far (${m.accuracy.toFixed(4)} at step ${step}): saved to ${dir}`);
+      } else if (cfg.early_stopping_patience > 0) {
+        say(`no improvement on the best valid accuracy (${stopper.best!.accuracy.toFixed(4)} at step ${stopper.best!.step}) for ${stopper.evalsWithoutImprovement} of ${cfg.early_stopping_patience} evaluation(s)`);
+      }
+      return { ...o, metrics: m };
     };
 
     // ---- supervised warm start (fresh runs only)
@@ -160,7 +198,7 @@ export class GrpoTrainer {
         if ((s + 1) % Math.max(1, cfg.logging_steps) === 0 || s + 1 === sftSteps) say(`sft ${s + 1}/${sftSteps}: loss ${r.loss.toFixed(4)}`);
       }
     }
-    const evalBefore = cfg.eval_on_start && step === 0 ? await evalValid('start') : null;
+    const evalBefore = cfg.eval_on_start && step === 0 ? ((await evalValid('start', 0))?.metrics ?? null) : null;
 
     // ---- GRPO
     const totalSteps = totalTrainingSteps({ numExamples: train.length, batchSize: cfg.train_batch_size, epochs: cfg.num_train_epochs, maxSteps: cfg.max_steps });
@@ -186,35 +224,76 @@ export class GrpoTrainer {
       return { total: r.total, parts: r.parts };
     };
     const log = await MetricsLog.open(join(runDir, 'metrics.jsonl'), { resumeAfterStep: step });
-    const progress = new ProgressReporter({ totalSteps, loggingSteps: cfg.logging_steps, stream: out as never });
+    progress = new ProgressReporter({ totalSteps, loggingSteps: cfg.logging_steps, stream: out as never });
     progress.start(step);
     const save = async () => {
-      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, { step, dataOrder: order.state() }, { baseModelNameOrPath: cfg.model });
-      await rotateCheckpoints(runDir, cfg.save_total_limit);
+      const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
+      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, { baseModelNameOrPath: cfg.model });
+      await rotateCheckpoints(runDir, cfg.save_total_limit, stopper.best?.step ?? null);
     };
-    let stoppedEarly = false;
+    let stopReason: StopReason = 'completed';
+    let epoch = step / order.batchesPerEpoch; // (of a resumed run; each step takes one batch)
     while (step < totalSteps) {
       if (opts.signal?.aborted) {
-        stoppedEarly = true;
+        stopReason = 'aborted';
         break;
       }
       const batch = order.next();
       const examples = Array.from(batch.indices, (i) => train[i]!);
       const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
       step++;
-      const record: StepRecord = { step, epoch: batch.epoch + (batch.batchInEpoch + 1) / order.batchesPerEpoch, ...r.metrics };
+      epoch = batch.epoch + (batch.batchInEpoch + 1) / order.batchesPerEpoch;
+      const record: StepRecord = { step, epoch, ...r.metrics };
       await log.append(record);
       progress.update(record);
       opts.onStep?.(record);
+      if (step === totalSteps) break; // the final evaluation and checkpoint follow the loop
+      // Evaluate before saving, so that the checkpoint's early-stopping state includes this step.
+      if (cfg.eval_steps > 0 && step % cfg.eval_steps === 0 && (await evalValid(`step-${step}`, epoch))?.stop) {
+        stopReason = 'early_stopping';
+        say(`early stopping at step ${step}: ${cfg.early_stopping_patience} evaluation(s) without a higher valid accuracy than ${stopper.best!.accuracy.toFixed(4)} (step ${stopper.best!.step})`);
+        break;
+      }
       if (cfg.save_steps > 0 && step % cfg.save_steps === 0) await save();
-      if (cfg.eval_steps > 0 && step % cfg.eval_steps === 0 && step < totalSteps) await evalValid(`step-${step}`);
     }
     progress.finish();
+    progress = null;
     await log.close();
+
+    // ---- the final model: evaluated (unless it just was), checkpointed
+    const lastValid = lastEval as { step: number; metrics: EvalMetrics } | null; // (assigned inside evalValid)
+    let evalAfter: EvalMetrics | null;
+    if (lastValid?.step === step) {
+      evalAfter = lastValid.metrics;
+      await writeFileAtomic(join(runDir, 'eval-end.json'), JSON.stringify(evalAfter, null, 2) + '\n');
+    } else evalAfter = (await evalValid('end', epoch))?.metrics ?? null;
+    await evalLog.close();
     if (lastCheckpoint === null || !lastCheckpoint.endsWith(`checkpoint-${step}`)) await save();
-    const evalAfter = await evalValid('end');
+
+    // ---- the best model (its best.json must match the tracker: a resumed run may have left another)
+    const best = stopper.best;
+    const bestInfo = best ? await readBestModelInfo(runDir) : null;
+    const bestDir = best && bestInfo?.step === best.step ? bestDirOf(runDir) : null;
+    if (best && !bestDir) say(`warning: ${bestDirOf(runDir)} does not hold the best model of this run (step ${best.step}); its best.json says step ${bestInfo?.step ?? 'none'}`);
+
+    // ---- test split: the best model when one was kept, else the final one
+    let testMetrics: EvalMetrics | null = null;
+    let testStep: number | null = null;
+    if (cfg.eval_on_test) {
+      let testAdapter = adapter;
+      testStep = step;
+      if (best && bestDir && best.step !== step) {
+        testAdapter = await applyWeights(lm, await locateWeights(bestDir));
+        testStep = best.step;
+      }
+      say(`test split: the model of step ${testStep}${testStep === best?.step ? ' (best by valid accuracy)' : ''}`);
+      testMetrics = await evalSplit(test, 'test', testAdapter);
+    }
     lm.free();
     say(`run folder: ${runDir}`);
-    return { runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly };
+    return {
+      runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,
+      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep,
+    };
   }
 }

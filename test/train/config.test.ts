@@ -49,6 +49,7 @@ describe('defaults', () => {
       save_steps: 20,
       save_total_limit: 3,
       early_stopping_patience: 0,
+      eval_on_test: false,
       max_grad_norm: 1.0,
       lr_scheduler_type: 'linear',
       beta: 0.04,
