@@ -22,6 +22,7 @@ export const MODEL_FLAGS: FlagSpecs = {
   paths_file: { type: 'string', metavar: 'FILE', help: 'JSON file mapping model names to folders (default: ./paths.json when present)' },
   output_dir: { type: 'string', metavar: 'DIR', help: 'the built-in tiny model is built in DIR/builtin-tiny-qwen2, as train does', default: TRAIN_DEFAULTS.output_dir },
   seed: { type: 'int', help: "seed of the built-in tiny model's random weights when it is first built, as train's", default: TRAIN_DEFAULTS.seed },
+  matmul_precision: { type: 'string', metavar: 'fp32|bf16', help: `products with bf16 weights (default: the run's, else ${TRAIN_DEFAULTS.matmul_precision})` },
   labels: { type: 'list', metavar: 'A,B,...', help: "label names in label-id order, as the prompt lists them (default: the run's, else the dataset's)" },
   system_prompt: { type: 'string', metavar: 'TEXT', help: "system prompt (default: the run's, else none)" },
   max_new_tokens: { type: 'int', help: `generation budget per completion, in tokens (default: the run's, else ${TRAIN_DEFAULTS.max_new_tokens})` },
@@ -38,7 +39,15 @@ export async function loadModelFromFlags(flags: ParsedFlags): Promise<TrainedMod
     weights: checkpoint ?? adapter ?? null,
     outputDir: nonEmpty(flags, 'output_dir') ?? TRAIN_DEFAULTS.output_dir,
     seed: intAtLeast(flags, 'seed', 0, TRAIN_DEFAULTS.seed),
+    matmulPrecision: matmulPrecisionFlag(flags),
   });
+}
+
+function matmulPrecisionFlag(flags: ParsedFlags): 'fp32' | 'bf16' | null {
+  const v = nonEmpty(flags, 'matmul_precision');
+  if (v === undefined) return null;
+  if (v !== 'fp32' && v !== 'bf16') throw new CliUsageError(`--matmul_precision must be fp32 or bf16, got "${v}"`);
+  return v;
 }
 
 /** The prompt's labels: --labels, else the run's, else `fallback` (the dataset's). */

@@ -148,6 +148,14 @@ export interface TrainConfig {
   lora_dropout: number;
   /** Linear layers that get an adapter. */
   lora_target_modules: LoraTarget[];
+  /**
+   * Products with bf16-stored weights (training and sampling alike): 'bf16' rounds activations to
+   * bf16 and uses AVX512_BF16 dot products (about 2x faster, what PyTorch computes in bf16), 'fp32'
+   * keeps them f32. No effect on f32 weights (the built-in tiny model) or CPUs without AVX512_BF16.
+   */
+  matmul_precision: 'fp32' | 'bf16';
+  /** Recompute each layer's activations during backward instead of keeping them (less memory, ~1 more forward). */
+  gradient_checkpointing: boolean;
 
   // ---- supervised warm start ----
   /** Epochs of supervised fine-tuning on rationale + answer targets before GRPO; default 2 for 'tiny', else 0. */
@@ -446,6 +454,8 @@ const FIELDS = {
   lora_alpha: float(16, 'LoRA alpha (scale alpha / r)', { min: 0, gt: true }),
   lora_dropout: float(0.05, 'dropout on the LoRA input', { min: 0, max: 1, lt: true }),
   lora_target_modules: { type: 'list', default: [...LORA_TARGET_MODULES], defaultText: LORA_TARGET_MODULES.join(','), help: 'layers that get an adapter', flagType: 'list', parse: (v: unknown) => parseStringList(v, false, LORA_TARGET_MODULES) },
+  matmul_precision: choice('bf16', ['fp32', 'bf16'] as const, 'products with bf16 weights: bf16 (AVX512_BF16, ~2x faster, as PyTorch bf16) or fp32 (exact)'),
+  gradient_checkpointing: bool(false, 'recompute layer activations in backward (less memory, ~1 more forward)'),
 
   sft_epochs: int(null, 'supervised warm-start epochs before GRPO', { min: 0 }, `${TINY_MODEL_SFT_EPOCHS} for tiny, else 0`),
   sft_learning_rate: float(1e-4, 'learning rate of the warm start', { min: 0, gt: true }),

@@ -50,6 +50,8 @@ export interface GrpoStepConfig {
   weightDecay: number;
   /** Token budget of one forward/backward. */
   maxTokensPerMicroBatch: number;
+  /** Activation checkpointing in the training forward/backward (ForwardOptions.recomputeActivations). */
+  recomputeActivations?: boolean;
 }
 
 export interface GrpoStepResult {
@@ -165,7 +167,7 @@ export async function grpoStep<E extends GrpoExample>(
     const current: (Float32Array | Float64Array)[] = [];
     for (let g = 0; g < layouts.length; g++) {
       const l = layouts[g]!;
-      const pass = await ctx.lm.forward(l.batch, { adapter, loraDropout: adapter !== null, dropoutSeed: rolloutSeed(cfg.seed + 1, step, it * 1024 + g) });
+      const pass = await ctx.lm.forward(l.batch, { adapter, loraDropout: adapter !== null, dropoutSeed: rolloutSeed(cfg.seed + 1, step, it * 1024 + g), recomputeActivations: cfg.recomputeActivations ?? false });
       current.push(pass.logp);
       const old = oldLogps ? oldLogps[g]! : pass.logp;
       const scale = cfg.lossType === 'dapo' ? 1 : cfg.lossType === 'bnpo' ? 1 / layouts.length : groups[g]!.length / seqs.length;

@@ -34,6 +34,8 @@ export interface SftStepOptions {
   maxTokensPerMicroBatch?: number;
   /** Seeds LoRA dropout; give a different value per step (e.g. the global step). */
   dropoutSeed?: number;
+  /** Activation checkpointing (ForwardOptions.recomputeActivations). */
+  recomputeActivations?: boolean;
 }
 
 export interface SftStepResult {
@@ -90,6 +92,7 @@ export async function sftStep(lm: CausalLM, examples: readonly SftExample[], opt
       adapter: opts.adapter,
       loraDropout: opts.adapter !== null,
       dropoutSeed: (opts.dropoutSeed ?? 0) * 1024 + g,
+      recomputeActivations: opts.recomputeActivations ?? false,
     });
     for (const lp of pass.logp) nll -= lp;
     // d(mean NLL)/dlogp_t = -1 / tokens for every completion token of the whole batch

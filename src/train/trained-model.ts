@@ -32,6 +32,8 @@ export interface TrainedModelOptions {
   outputDir?: string;
   /** Seed of the built-in model's random weights when it is first built (default 42). */
   seed?: number;
+  /** Products with bf16 weights (LoadOptions.matmulPrecision); absent: the run's, else 'bf16' (the trainer's default). */
+  matmulPrecision?: 'fp32' | 'bf16' | null;
 }
 
 export interface TrainedModel {
@@ -77,7 +79,8 @@ export async function loadTrainedModel(opts: TrainedModelOptions = {}): Promise<
   }
 
   const tokenizer = await loadTokenizer(modelDir);
-  const lm = await CausalLM.load(modelDir, { fullFinetune: weights?.kind === 'full' });
+  const matmulPrecision = opts.matmulPrecision ?? run?.config.matmul_precision ?? 'bf16';
+  const lm = await CausalLM.load(modelDir, { fullFinetune: weights?.kind === 'full', matmulPrecision });
   try {
     const adapter = weights ? await applyWeights(lm, weights) : null;
     return { lm, adapter, tokenizer, modelDir, weightsDir, weights, run };

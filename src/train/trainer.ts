@@ -127,7 +127,7 @@ export class GrpoTrainer {
     const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
 
     // ---- model, adapter, optimizer (or their checkpointed state), engine
-    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune });
+    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision });
     let adapter: LoraAdapter | null = cfg.use_lora
       ? lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed })
       : null;
@@ -194,7 +194,7 @@ export class GrpoTrainer {
       const sftSteps = cfg.sft_epochs * sftOrder.batchesPerEpoch;
       for (let s = 0; s < sftSteps; s++) {
         const b = sftOrder.next();
-        const r = await sftStep(lm, Array.from(b.indices, (i) => examples[i]!), { adapter, optimizer: sftOpt, lr: cfg.sft_learning_rate, maxGradNorm: cfg.max_grad_norm, dropoutSeed: s });
+        const r = await sftStep(lm, Array.from(b.indices, (i) => examples[i]!), { adapter, optimizer: sftOpt, lr: cfg.sft_learning_rate, maxGradNorm: cfg.max_grad_norm, dropoutSeed: s, recomputeActivations: cfg.gradient_checkpointing });
         if ((s + 1) % Math.max(1, cfg.logging_steps) === 0 || s + 1 === sftSteps) say(`sft ${s + 1}/${sftSteps}: loss ${r.loss.toFixed(4)}`);
       }
     }
@@ -218,6 +218,7 @@ export class GrpoTrainer {
       maxGradNorm: cfg.max_grad_norm,
       weightDecay: cfg.weight_decay,
       maxTokensPerMicroBatch: 4096,
+      recomputeActivations: cfg.gradient_checkpointing,
     };
     const reward = (ex: Example, s: { text?: string }) => {
       const r = combined({ label: ex.label, labels }, s.text ?? '');

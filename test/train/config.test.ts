@@ -182,6 +182,8 @@ describe('validation errors name the field and the value', () => {
     expect(issuesOf({ train_batch_size: 2.5 })).toEqual([{ field: 'train_batch_size', problem: 'expected an integer >= 1, got 2.5' }]);
     expect(issuesOf({ eval_on_start: 'yes' })).toEqual([{ field: 'eval_on_start', problem: 'expected true or false, got "yes"' }]);
     expect(issuesOf({ loss_type: 'ppo' })).toEqual([{ field: 'loss_type', problem: 'expected one of grpo, bnpo, dapo, dr_grpo, got "ppo"' }]);
+    expect(issuesOf({ matmul_precision: 'int8' })).toEqual([{ field: 'matmul_precision', problem: 'expected one of fp32, bf16, got "int8"' }]);
+    expect(issuesOf({ gradient_checkpointing: 1 })).toEqual([{ field: 'gradient_checkpointing', problem: 'expected true or false, got 1' }]);
     expect(issuesOf({ lora_target_modules: ['q_proj', 'qkv'] })).toEqual([
       { field: 'lora_target_modules', problem: '"qkv" is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj' },
     ]);
