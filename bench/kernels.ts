@@ -6,26 +6,18 @@
 // the peak, then every case with each implementation, then each peer, so slow drifts of this
 // shared machine hit all columns alike.
 //
+// The detailed table behind the matmul.* figures of `npm run bench` (bench/groups/matmul.ts).
 // Run from the repository root after `npx node-gyp rebuild` (tsx is not installed, so compile):
-//   sh bench/run-kernels.sh            # = tsc -p bench/tsconfig.json && node <out>/bench/kernels.js
+//   sh bench/run-kernels.sh            # = tsc -p bench/tsconfig.json --outDir dist/bench && node dist/bench/bench/kernels.js
 // Options: --rounds=5 --seconds=0.04 (per timed batch) --no-peers --quick (M=16 and 512 only)
 //   --openblas-coretype=SkylakeX. Threads: OMP_NUM_THREADS (default every core) for ours and oneDNN,
 //   the same count for OpenBLAS.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import type { Floats, KernelExports, KernelImpl, WeightDtype } from '../test/kernels/kernels-addon.js';
-
-type Op = 'fwd' | 'bwdI' | 'bwdW';
-interface Case {
-  op: Op;
-  dtype: 'F32' | 'BF16';
-  M: number;
-  K: number;
-  N: number;
-}
+import { availableParallelism, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import type { KernelImpl } from '../test/kernels/kernels-addon.js';
+import { median as medianOf } from './lib/figures.js';
+import { buildGemmPeers, runGemmPeer, type GemmCase as Case } from './lib/gemm-peer.js';
+import { MatmulTimer, kernelAddon } from './lib/matmul.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): boolean => args.includes(`--${name}`);
@@ -36,16 +28,7 @@ const option = (name: string, def: number): number => {
 const ROUNDS = option('rounds', 5);
 const BATCH_SECONDS = option('seconds', 0.04);
 const root = resolve(process.env.RREC_ROOT ?? process.cwd());
-const requireFromRoot = createRequire(join(root, 'package.json'));
-const addon = (requireFromRoot('node-gyp-build') as (dir: string) => unknown)(root) as KernelExports & {
-  features(): { compiledSimd: string; avx512bf16: boolean };
-};
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-};
+const addon = kernelAddon();
 
 // ---- cases: Qwen2.5-0.5B projections (K x N = hidden x hidden, hidden -> MLP, MLP -> hidden)
 const shapes: [number, number][] = [
@@ -60,117 +43,20 @@ for (const dtype of ['F32', 'BF16'] as const)
     for (const M of Ms)
       for (const op of ['fwd', 'bwdI', 'bwdW'] as const) if (op !== 'bwdW' || dtype === 'F32') cases.push({ op, dtype, M, K, N });
 
-// ---- data (one set of buffers per case, filled once)
-function randomFloats(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = ((s >>> 8) & 0xffff) / 65536 - 0.5;
-  }
-  return a;
-}
-function weightBytes(N: number, K: number, dtype: 'F32' | 'BF16'): Uint8Array {
-  const f = randomFloats(N * K, N + K);
-  if (dtype === 'F32') return new Uint8Array(f.buffer);
-  const u32 = new Uint32Array(f.buffer);
-  const h = new Uint16Array(N * K);
-  for (let i = 0; i < h.length; i++) h[i] = (u32[i]! + 0x7fff + ((u32[i]! >>> 16) & 1)) >>> 16;
-  return new Uint8Array(h.buffer);
-}
-
-interface Buffers {
-  w: Uint8Array;
-  a: Float32Array; // inp / dout, sized for the larger of the two
-  b: Float32Array; // out / dinp
-  dw: Float32Array | null;
-}
-const buffers = new Map<Case, Buffers>();
-function buffersFor(c: Case): Buffers {
-  let b = buffers.get(c);
-  if (!b) {
-    const big = c.M * Math.max(c.K, c.N);
-    b = {
-      w: c.op === 'bwdW' ? new Uint8Array(0) : weightBytes(c.N, c.K, c.dtype),
-      a: randomFloats(big, 1),
-      b: randomFloats(big, 2),
-      dw: c.op === 'bwdW' ? randomFloats(c.N * c.K, 3) : null,
-    };
-    buffers.set(c, b);
-  }
-  return b;
-}
-
-function run(c: Case, impl: KernelImpl, reps: number): number {
-  const b = buffersFor(c);
-  const dt: WeightDtype = c.dtype;
-  if (c.op === 'fwd') return addon._matmulForward(b.b, b.a, b.w, dt, c.M, c.K, c.N, null, false, impl, reps);
-  if (c.op === 'bwdI') return addon._matmulBackwardInput(b.b, b.a, b.w, dt, c.M, c.K, c.N, impl, reps);
-  return addon._matmulBackwardWeight(b.dw as Floats, null, b.a, b.b, c.M, c.K, c.N, impl, reps);
-}
-
-const flops = (c: Case): number => 2 * c.M * c.K * c.N;
-const repsFor = new Map<string, number>();
-/** GFLOP/s of one timed batch of about BATCH_SECONDS (calibrated once per case and impl). */
-function measure(c: Case, impl: KernelImpl): number {
-  const key = `${c.op} ${c.dtype} ${c.M} ${c.K} ${c.N} ${impl}`;
-  let reps = repsFor.get(key);
-  if (reps === undefined) {
-    run(c, impl, 1); // warm: scratch buffers, pages, caches
-    const one = Math.max(run(c, impl, 1), 1e-7);
-    reps = Math.max(1, Math.round(BATCH_SECONDS / one));
-    repsFor.set(key, reps);
-  }
-  return (flops(c) * reps) / run(c, impl, reps) / 1e9;
-}
+const median = (xs: number[]): number => (xs.length === 0 ? NaN : medianOf(xs));
+const timer = new MatmulTimer(addon, BATCH_SECONDS);
+const measure = (c: Case, impl: KernelImpl): number => timer.measure(c, impl);
 
 // ---- peers (optional)
-interface Peer {
-  name: string;
-  exe: string;
-  env: NodeJS.ProcessEnv;
-}
-function buildPeers(): { peers: Peer[]; notes: string[] } {
-  const notes: string[] = [];
+function buildPeers() {
   if (flag('no-peers')) return { peers: [], notes: ['peers skipped (--no-peers)'] };
-  const haveBlas = existsSync('/usr/include/x86_64-linux-gnu/cblas.h') || existsSync('/usr/include/cblas.h');
-  const haveDnnl = existsSync('/usr/include/dnnl.hpp');
-  if (!haveBlas) notes.push('OpenBLAS skipped: no cblas.h (apt-get install libopenblas-dev)');
-  if (!haveDnnl) notes.push('oneDNN skipped: no dnnl.hpp (apt-get install libdnnl-dev)');
-  if (!haveBlas && !haveDnnl) return { peers: [], notes };
-  const dir = join(tmpdir(), 'rrec-bench-peers');
-  mkdirSync(dir, { recursive: true });
-  const exe = join(dir, 'peer_gemm');
-  const cmd = ['-std=c++17', '-O2', join(root, 'bench', 'peer_gemm.cc'), '-o', exe];
-  if (haveBlas) cmd.push('-DPEER_OPENBLAS', '-I/usr/include/x86_64-linux-gnu', '-lopenblas');
-  if (haveDnnl) cmd.push('-DPEER_DNNL', '-ldnnl');
-  try {
-    execFileSync('g++', cmd, { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (e) {
-    notes.push(`peers skipped: g++ ${cmd.join(' ')} failed: ${String((e as { stderr?: Buffer }).stderr ?? e).slice(0, 300)}`);
-    return { peers: [], notes };
-  }
-  const peers: Peer[] = [];
-  const threads = String(addon._matmulKernelInfo().threads);
-  // OpenBLAS picks Haswell kernels on this CPU (and OPENBLAS_CORETYPE may be preset here); its
-  // SkylakeX ones are ~1.8x faster at M=512 (docs/machine-limits.md), so use those unless
-  // --openblas-coretype=NAME says otherwise.
   const coretypeArg = args.find((x) => x.startsWith('--openblas-coretype='));
-  const coretype = coretypeArg ? coretypeArg.split('=')[1]! : 'SkylakeX';
-  if (haveBlas) peers.push({ name: `OpenBLAS (${coretype})`, exe, env: { ...process.env, OPENBLAS_CORETYPE: coretype, OPENBLAS_NUM_THREADS: threads } });
-  if (haveDnnl) peers.push({ name: 'oneDNN', exe, env: { ...process.env, OMP_NUM_THREADS: threads } });
-  return { peers, notes };
+  return buildGemmPeers(root, addon._matmulKernelInfo().threads, coretypeArg ? coretypeArg.split('=')[1]! : 'SkylakeX');
 }
-function runPeer(p: Peer): number[] {
-  const lib = p.name.startsWith('OpenBLAS') ? 'openblas' : 'dnnl';
-  const input = cases.map((c) => `${c.op} ${c.dtype} ${c.M} ${c.K} ${c.N}`).join('\n') + '\n';
-  const r = spawnSync(p.exe, [lib, String(BATCH_SECONDS * 5)], { input, env: p.env, encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`${p.name} peer failed (${r.status}): ${r.stderr}`);
-  return r.stdout.trim().split('\n').map(Number);
-}
+const runPeer = (p: ReturnType<typeof buildPeers>['peers'][number]): number[] => runGemmPeer(p, cases, BATCH_SECONDS * 5);
 
 // ---- main
-const f = addon.features();
+const f = (addon as unknown as { features(): { compiledSimd: string } }).features();
 const info = addon._matmulKernelInfo();
 const { peers, notes } = buildPeers();
 console.log(`# matmul kernels: ${info.threads} OpenMP threads (of ${availableParallelism()} cores; set OMP_NUM_THREADS to change), compiled ${f.compiledSimd}, avx512 kernels ${info.avx512}, forward dot kernel below M=${info.smallM}`);

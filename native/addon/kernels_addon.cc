@@ -15,10 +15,16 @@
 //   _matmulSetSmallM(m) -> previous value (forward: M below it uses the dot-product kernel)
 //   _matmulSetBf16Dot(on) -> previous value (opt-in bf16 x bf16 forward for BF16 weights, M >= smallM)
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
+//   _memReadBandwidth(megabytes, passes) -> GB/s of reading a buffer of that size `passes` times,
+//     every OpenMP thread summing its own contiguous slice with vector loads (the buffer is
+//     allocated with huge pages where the OS allows, filled, read once untimed, then timed)
 #include <napi.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "cpu/matmul_kernels.h"
@@ -259,6 +265,57 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), flops / t / 1e9);
 }
 
+Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
+  const int megabytes = intArg(info, 0, "megabytes", 1);
+  const int passes = intArg(info, 1, "passes", 1);
+  constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: huge-page sized and aligned
+  const size_t bytes = (static_cast<size_t>(megabytes) << 20) / kAlign * kAlign + kAlign;
+  float* buf = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+  if (!buf) throw Napi::Error::New(info.Env(), "_memReadBandwidth: out of memory");
+  madvise(buf, bytes, MADV_HUGEPAGE);  // fresh 4 KiB pages cost ~11 us each here; best effort
+  const size_t n = bytes / sizeof(float);
+  double sink = 0;
+  double seconds = 0;
+#pragma omp parallel reduction(+ : sink)
+  {
+    const size_t nt = static_cast<size_t>(omp_get_num_threads()), t = static_cast<size_t>(omp_get_thread_num());
+    const size_t lo = n / nt * t / 64 * 64, hi = t + 1 == nt ? n : n / nt * (t + 1) / 64 * 64;  // multiples of 64 floats
+    for (size_t i = lo; i < hi; i++) buf[i] = static_cast<float>(i & 7);  // first touch by the reader
+    auto readSlice = [&]() {
+#if defined(__AVX512F__)
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (size_t i = lo; i < hi; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_load_ps(buf + i));
+        a1 = _mm512_add_ps(a1, _mm512_load_ps(buf + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_load_ps(buf + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_load_ps(buf + i + 48));
+      }
+      return static_cast<double>(_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))));
+#else
+      float a[16] = {};
+      for (size_t i = lo; i < hi; i += 16)
+        for (int j = 0; j < 16; j++) a[j] += buf[i + j];
+      double s = 0;
+      for (float x : a) s += x;
+      return s;
+#endif
+    };
+    sink += readSlice();  // untimed: pages mapped, TLB warm
+#pragma omp barrier
+    std::chrono::steady_clock::time_point t0;
+#pragma omp master
+    t0 = std::chrono::steady_clock::now();
+#pragma omp barrier
+    for (int p = 0; p < passes; p++) sink += readSlice();
+#pragma omp barrier
+#pragma omp master
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  std::free(buf);
+  if (sink == 1.5) seconds += 1e-12;  // keep the sums alive
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes) * passes / seconds / 1e9);
+}
+
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -269,6 +326,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
+  exports.Set("_memReadBandwidth", Napi::Function::New(env, MemReadBandwidth, "_memReadBandwidth"));
 }
 
 }  // namespace rrec::addon

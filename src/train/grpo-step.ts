@@ -155,7 +155,10 @@ export async function grpoStep<E extends GrpoExample>(
     };
   });
   const totalTokens = layouts.reduce((a, l) => a + countLossTokens({ offsets: l.offsets, mask: l.mask, truncated: l.truncated }, cfg.maskTruncated), 0);
+  const tRef = performance.now();
   const refLogps = cfg.beta > 0 ? await Promise.all(layouts.map(async (l) => (await ctx.lm.forward(l.batch, { keepForBackward: false })).logp)) : null;
+  const refMs = performance.now() - tRef;
+  let optimizerMs = 0;
   // ---- policy updates
   const holder = adapter ?? ctx.lm;
   let oldLogps: (Float32Array | Float64Array)[] | null = null;
@@ -183,7 +186,9 @@ export async function grpoStep<E extends GrpoExample>(
       }
     }
     if (cfg.numIterations > 1 && oldLogps === null) oldLogps = current;
+    const tOpt = performance.now();
     gradNorm = await ctx.optimizer.step({ lr: cfg.lr, maxGradNorm: cfg.maxGradNorm, weightDecay: cfg.weightDecay });
+    optimizerMs += performance.now() - tOpt;
   }
   holder.zeroGrad();
   const t3 = performance.now();
@@ -210,6 +215,9 @@ export async function grpoStep<E extends GrpoExample>(
     'time/generate': (t1 - t0) / 1000,
     'time/score': (t2 - t1) / 1000,
     'time/train': (t3 - t2) / 1000,
+    // parts of time/train: the reference forward (beta > 0) and the optimizer updates
+    'time/reference': refMs / 1000,
+    'time/optimizer': optimizerMs / 1000,
     'tokens_per_second/generate': generated / Math.max(1e-9, (t1 - t0) / 1000),
     'tokens_per_second/train': trainedTokens / Math.max(1e-9, (t3 - t2) / 1000),
   };

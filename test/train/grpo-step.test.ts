@@ -47,6 +47,10 @@ describe('grpoStep', () => {
     expect(r.metrics.kl).toBeCloseTo(0, 6); // a fresh adapter (B = 0) is the reference model
     expect(r.metrics.grad_norm).toBeGreaterThan(0);
     expect(r.metrics['rewards/low/mean']).toBeCloseTo(r.metrics.reward!, 6);
+    // time/train's parts (bench/groups/grpo.ts splits the step with them): beta > 0 runs the reference
+    expect(r.metrics['time/reference']).toBeGreaterThan(0);
+    expect(r.metrics['time/optimizer']).toBeGreaterThan(0);
+    expect(r.metrics['time/reference']! + r.metrics['time/optimizer']!).toBeLessThanOrEqual(r.metrics['time/train']!);
     lm.free();
   });
 

@@ -1,0 +1,162 @@
+/**
+ * grpo.step: one GRPO optimizer step through the library's own grpoStep (src/train/grpo-step.ts),
+ * configured as GrpoTrainer.fit() configures it from the trainer's defaults (resolveTrainConfig({}):
+ * train_batch_size 4 prompts x group_size 4 completions, LoRA r8 / alpha 16 / dropout 0.05 on all
+ * seven projections, beta 0.04 so a reference forward runs, one iteration, AdamW, micro-batches of
+ * 4096 tokens, the correctness + format rewards on the decoded text), on real prompts (the bundled
+ * ED sample's train texts, rendered by the Prompter with the real Qwen2.5 tokenizer) and a
+ * Qwen2.5-0.5B-shaped random bf16 model. A full-size step (24 layers, max_new_tokens 300) takes
+ * minutes on 2 cores, so the budget is cut: 4 of the 24 layers (full vocabulary, so the LM head
+ * keeps its real cost) and max_new_tokens 64; --quick: 1 layer, 8 tokens (the notes say exactly
+ * what). Random weights practically never write "</answer>" or an end token, so every completion
+ * runs to max_new_tokens: the work per step is fixed.
+ *
+ * Figures: the step's wall time; its parts (generate, score, reference, train forward/backward,
+ * optimizer: grpoStep's time/* metrics); peak resident memory during the steps; generated and
+ * trained tokens/s; and scaling: the same step at 2x and 4x train_batch_size and 2x max_new_tokens.
+ * No peer: TRL is not installed here.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { freemem } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { CausalLM, Engine, Prompter, datasetSpec, grpoStep, kvMemoryBudgetBytes, loadTokenizer, nativeFeatures, resolveTrainConfig, rewardFromConfig, type GrpoStepConfig } from '../../src/index.js';
+import { makeFigure, median } from '../lib/figures.js';
+import { runGroup } from '../lib/group.js';
+import { ensureQwenModel } from '../lib/qwen-model.js';
+
+const NO_PEER = 'no peer: TRL (transformers GRPOTrainer) is not installed here';
+
+/** Peak resident set since the last reset, in MiB (VmHWM); resettable through /proc/self/clear_refs. */
+function peakRss(): { mib: number; source: string } {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (m) return { mib: Number(m[1]) / 1024, source: 'VmHWM' };
+  return { mib: process.resourceUsage().maxRSS / 1024, source: 'maxRSS (process lifetime)' };
+}
+function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+runGroup('grpo', async (ctx) => {
+  const q = ctx.quick;
+  const cfg = resolveTrainConfig({});
+  const layers = q ? 1 : 4;
+  const maxNewTokens = q ? 8 : 64;
+  const baseSteps = q ? 1 : 3;
+  const scaledSteps = 1;
+  const model = ensureQwenModel(layers, { gguf: false }, ctx.log);
+  const tokenizer = await loadTokenizer(model.dir);
+  const labels = [...datasetSpec(cfg.dataset_name).labels];
+  const prompter = new Prompter(tokenizer, { labels });
+  const rows = parse(readFileSync(join(ctx.root, 'data', 'sample', 'ED_sample_4', 'train.csv')), { columns: true }) as { text: string; label: string }[];
+  // --quick: the first 48 tokens of each prompt (the structure check does not need real lengths)
+  const promptCap = q ? 48 : Infinity;
+  const examples = rows.map((r) => {
+    const ids = prompter.render({ text: r.text }).ids;
+    return { promptIds: ids.length > promptCap ? ids.slice(0, promptCap) : ids, label: Number(r.label) };
+  });
+  const lm = await CausalLM.load(model.dir);
+  const adapter = lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed });
+  const optimizer = lm.createOptimizer(adapter);
+  const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
+  const combined = rewardFromConfig(cfg);
+  const reward = (ex: { label: number }, s: { text?: string }) => {
+    const r = combined({ label: ex.label, labels }, s.text ?? '');
+    return { total: r.total, parts: r.parts };
+  };
+  // as GrpoTrainer.fit() builds it (src/train/trainer.ts), with this budget's max_new_tokens
+  const stepCfg: GrpoStepConfig = {
+    groupSize: cfg.group_size,
+    maxNewTokens,
+    sampling: { temperature: cfg.temperature, topP: cfg.top_p, topK: cfg.top_k, minP: cfg.min_p, repetitionPenalty: cfg.repetition_penalty, stop: ['</answer>'] },
+    seed: cfg.seed,
+    beta: cfg.beta,
+    epsilonLow: cfg.epsilon,
+    epsilonHigh: cfg.epsilon_high,
+    lossType: cfg.loss_type,
+    advantageVariant: cfg.advantage_variant,
+    maskTruncated: cfg.mask_truncated_completions,
+    numIterations: cfg.num_iterations,
+    maxGradNorm: cfg.max_grad_norm,
+    weightDecay: cfg.weight_decay,
+    maxTokensPerMicroBatch: 4096,
+    lr: cfg.learning_rate,
+  };
+  let step = 0;
+  let next = 0;
+  const batch = (n: number) => Array.from({ length: n }, () => examples[next++ % examples.length]!);
+  interface Run {
+    seconds: number;
+    metrics: Record<string, number>;
+  }
+  const runStep = async (prompts: number, maxNew: number): Promise<Run> => {
+    const t0 = performance.now();
+    const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, batch(prompts), { ...stepCfg, maxNewTokens: maxNew }, step++);
+    return { seconds: (performance.now() - t0) / 1000, metrics: r.metrics };
+  };
+  // In increasing size, so that each shape's peak RSS (VmHWM, reset before it) is its own and not
+  // that of pools a larger shape grew. A scaled shape's first step pays the first touch of its
+  // larger buffers (fresh pages are slow here); the full run times a second step, --quick the first.
+  const variants = [
+    { name: 'grpo.step', prompts: cfg.train_batch_size, maxNew: maxNewTokens, steps: baseSteps, what: 'base' },
+    { name: 'grpo.step.tokens2x', prompts: cfg.train_batch_size, maxNew: 2 * maxNewTokens, steps: scaledSteps, what: '2x max_new_tokens' },
+    { name: 'grpo.step.batch2x', prompts: 2 * cfg.train_batch_size, maxNew: maxNewTokens, steps: scaledSteps, what: '2x train_batch_size' },
+    { name: 'grpo.step.batch4x', prompts: 4 * cfg.train_batch_size, maxNew: maxNewTokens, steps: scaledSteps, what: '4x train_batch_size' },
+  ];
+  const canReset = resetPeakRss();
+  const results = new Map<string, { runs: Run[]; peakMiB: number }>();
+  for (const v of variants) {
+    resetPeakRss();
+    const warm = v.name === 'grpo.step' || !q;
+    if (warm) {
+      ctx.log(`${v.name}: warm-up step`);
+      await runStep(v.prompts, v.maxNew);
+    }
+    const runs: Run[] = [];
+    for (let s = 0; s < v.steps; s++) {
+      runs.push(await runStep(v.prompts, v.maxNew));
+      ctx.log(`${v.name} step ${s + 1}/${v.steps}: ${runs[s]!.seconds.toFixed(1)} s (generate ${runs[s]!.metrics['time/generate']!.toFixed(1)} s)`);
+    }
+    results.set(v.name, { runs, peakMiB: peakRss().mib });
+  }
+  engine.free();
+  lm.free();
+
+  const meanPrompt = examples.slice(0, 16).reduce((a, e) => a + e.promptIds.length, 0) / 16;
+  const budget = `Qwen2.5-0.5B shape with ${layers} of its 24 layers (full vocabulary 151936, tied embeddings), random bf16 weights; trainer defaults (train_batch_size ${cfg.train_batch_size} x group_size ${cfg.group_size}, LoRA r${cfg.lora_r}, beta ${cfg.beta}) except max_new_tokens ${maxNewTokens} (default ${cfg.max_new_tokens}); prompts ~${meanPrompt.toFixed(0)} tokens${q ? ' (cut to 48, --quick)' : ''}; ${nativeFeatures().threads} threads`;
+  const base = results.get('grpo.step')!;
+  const part = (k: string) => base.runs.map((r) => r.metrics[k]!);
+  const baseMedian = median(base.runs.map((r) => r.seconds));
+  ctx.emit(makeFigure({ name: 'grpo.step', unit: 's', higherIsBetter: false, samples: base.runs.map((r) => r.seconds), peer: null, note: `one optimizer step: ${budget}; ${baseSteps} step${baseSteps > 1 ? 's' : ''} after a warm-up step; ${NO_PEER}` }));
+  const parts: [string, (r: Run) => number, string][] = [
+    ['generate', (r) => r.metrics['time/generate']!, 'rollouts: engine.generate of group_size completions per prompt'],
+    ['score', (r) => r.metrics['time/score']!, 'rewards (decoded text) and group advantages'],
+    ['reference', (r) => r.metrics['time/reference']!, 'reference log-probs: forward without the adapter'],
+    ['train', (r) => r.metrics['time/train']! - r.metrics['time/reference']! - r.metrics['time/optimizer']!, 'policy forward + GRPO loss + backward (and packing)'],
+    ['optimizer', (r) => r.metrics['time/optimizer']!, 'AdamW update with gradient clipping'],
+  ];
+  for (const [name, get, what] of parts)
+    ctx.emit(makeFigure({ name: `grpo.step.${name}`, unit: 's', higherIsBetter: false, samples: base.runs.map(get), peer: null, note: `part of grpo.step: ${what}; ${NO_PEER}` }));
+  ctx.emit(makeFigure({ name: 'grpo.step.peak_rss', unit: 'MiB', higherIsBetter: false, samples: [base.peakMiB], peer: null, note: `peak resident memory during the warm-up and grpo.step steps (${peakRss().source}${canReset ? ', reset after loading' : ', not resettable here: the whole process'}); ${NO_PEER}` }));
+  ctx.emit(makeFigure({ name: 'grpo.step.generate_tokens_per_s', unit: 'tok/s', higherIsBetter: true, samples: part('tokens_per_second/generate'), peer: null, note: `completion tokens generated per second of the rollout phase; ${NO_PEER}` }));
+  ctx.emit(makeFigure({ name: 'grpo.step.train_tokens_per_s', unit: 'tok/s', higherIsBetter: true, samples: part('tokens_per_second/train'), peer: null, note: `prompt + completion tokens trained per second of time/train (reference, forward/backward, optimizer); ${NO_PEER}` }));
+  for (const v of variants.slice(1)) {
+    const r = results.get(v.name)!;
+    const secs = r.runs.map((x) => x.seconds);
+    ctx.emit(
+      makeFigure({
+        name: v.name,
+        unit: 's',
+        higherIsBetter: false,
+        samples: secs,
+        peer: null,
+        note: `grpo.step with ${v.what} (${v.prompts} prompts x ${cfg.group_size}, max_new_tokens ${v.maxNew}): ${(median(secs) / baseMedian).toFixed(2)}x the base step's time (generate ${(median(r.runs.map((x) => x.metrics['time/generate']!)) / median(part('time/generate'))).toFixed(2)}x, train ${(median(r.runs.map((x) => x.metrics['time/train']!)) / median(part('time/train'))).toFixed(2)}x); peak RSS ${r.peakMiB.toFixed(0)} MiB; ${q ? 'one step, the first at this size (--quick)' : `${v.steps} step${v.steps > 1 ? 's' : ''} after a warm-up step at this size`}; ${NO_PEER}`,
+      }),
+    );
+  }
+});
