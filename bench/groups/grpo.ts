@@ -60,7 +60,7 @@ runGroup('grpo', async (ctx) => {
     const ids = prompter.render({ text: r.text }).ids;
     return { promptIds: ids.length > promptCap ? ids.slice(0, promptCap) : ids, label: Number(r.label) };
   });
-  const lm = await CausalLM.load(model.dir);
+  const lm = await CausalLM.load(model.dir, { matmulPrecision: 'bf16' }); // the trainer's default
   const adapter = lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed });
   const optimizer = lm.createOptimizer(adapter);
   const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });

@@ -48,7 +48,8 @@ runGroup('layer', async (ctx) => {
   const script = join(ctx.root, 'bench', 'peers', 'torch_layer.py');
 
   for (const mode of ['lora', 'full'] as const) {
-    const lm = await CausalLM.load(dir, { fullFinetune: mode === 'full' });
+    // bf16 products, the trainer's default (matmul_precision) and what torch computes in bf16
+    const lm = await CausalLM.load(dir, { fullFinetune: mode === 'full', matmulPrecision: 'bf16' });
     const adapter = mode === 'lora' ? lm.createLora({ rank: RANK, alpha: 2 * RANK }) : null;
     const ours = async (): Promise<number> => {
       const t0 = performance.now();
@@ -72,7 +73,7 @@ runGroup('layer', async (ctx) => {
     const g = gflop(mode, T);
     const what =
       mode === 'lora'
-        ? `fwd+bwd, one Qwen2.5-0.5B layer, ${B}x${T} tokens, LoRA r${RANK} on all 7 projections, bf16 weights, ${threads} threads`
+        ? `fwd+bwd, one Qwen2.5-0.5B layer, ${B}x${T} tokens, LoRA r${RANK} on all 7 projections, bf16 weights with bf16 products (matmulPrecision bf16), ${threads} threads`
         : `fwd+bwd, one Qwen2.5-0.5B layer, ${B}x${T} tokens, every weight gets a gradient (ours trains f32 copies of the bf16 weights; torch bf16 parameters), ${threads} threads`;
     ctx.emit(
       makeFigure({

@@ -81,7 +81,8 @@ runGroup('sample', async (ctx) => {
   const threads = nativeFeatures().threads;
   const nlcDir = findNodeLlamaCpp(ctx.root);
   const model = ensureQwenModel(layers, { gguf: nlcDir !== null }, ctx.log);
-  const lm = await CausalLM.load(model.dir);
+  // bf16 products (the trainer's default), as llama.cpp multiplies bf16 weights with bf16-rounded activations
+  const lm = await CausalLM.load(model.dir, { matmulPrecision: 'bf16' });
   const engine = new Engine(lm, { kvBudgetBytes: 1 << 30 });
   const llama = nlcDir ? await LlamaCpp.load(nlcDir, model.gguf!, threads) : null;
   const nlcVersion = nlcDir ? (JSON.parse(readFileSync(join(nlcDir, 'package.json'), 'utf8')) as { version?: string }).version ?? '?' : null;
