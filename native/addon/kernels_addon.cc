@@ -290,7 +290,11 @@ Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
         a2 = _mm512_add_ps(a2, _mm512_load_ps(buf + i + 32));
         a3 = _mm512_add_ps(a3, _mm512_load_ps(buf + i + 48));
       }
-      return static_cast<double>(_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))));
+      alignas(64) float lanes[16];  // (_mm512_reduce_add_ps trips -Wuninitialized in GCC 12's headers)
+      _mm512_store_ps(lanes, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+      double s = 0;
+      for (float x : lanes) s += x;
+      return s;
 #else
       float a[16] = {};
       for (size_t i = lo; i < hi; i += 16)

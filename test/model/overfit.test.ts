@@ -45,7 +45,9 @@ describe('overfitting one batch', () => {
     const dir = join(root, 'qwen2');
     writeTinyModel(dir, 'qwen2');
     const lm = await CausalLM.load(dir);
-    const losses = await fit(lm, lm.createLora({ rank: 16, alpha: 32, seed: 1 }), 3e-2, 120);
+    // lr 1e-2: the NLL reaches ~0.002 in 10 steps and stays. At 3e-2 it oscillated between 0.06 and
+    // 3.7, so whether step 120 passed depended on float rounding (a 1-ulp change of exp flipped it).
+    const losses = await fit(lm, lm.createLora({ rank: 16, alpha: 32, seed: 1 }), 1e-2, 120);
     expect(losses[119]!).toBeLessThan(losses[0]! / 10);
     lm.free();
   });
