@@ -278,6 +278,31 @@ void packRows(float* ap, const float* src, long lds, int mr, int kc) {
   }
 }
 
+// In-register transpose of a 16x16 block of 32-bit lanes: v[i][j] -> v[j][i].
+inline void transpose16x16(__m512 v[16]) {
+  __m512 t[16];
+  for (int j = 0; j < 16; j += 2) {
+    t[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
+    t[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
+  }
+  for (int j = 0; j < 16; j += 4) {
+    v[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
+    v[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xee);
+    v[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+    v[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xee);
+  }
+  for (int j = 0; j < 4; j++) {
+    t[j] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0x88);
+    t[j + 4] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0xdd);
+    t[j + 8] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0x88);
+    t[j + 12] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0xdd);
+  }
+  for (int j = 0; j < 8; j++) {
+    v[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    v[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+  }
+}
+
 // bp[r*kNR + j] = W[(n0 + j)*K + k0 + r] as float for j < nw (zero for nw <= j < kNR): a kNR-column
 // panel of W^T. Reads W along its rows 16 at a time and transposes 16x16 blocks in registers.
 template <class L>
@@ -287,28 +312,7 @@ void packPanelT(float* bp, const typename L::E* W, long K, int nw, int kc) {
     for (int j0 = 0; j0 < kNR; j0 += 16) {
       __m512 v[16];
       for (int j = 0; j < 16; j++) v[j] = j0 + j < nw ? L::ld(W + (j0 + j) * K + r0) : _mm512_setzero_ps();
-      // 16x16 transpose: v[j][r] -> t[r][j]
-      __m512 t[16];
-      for (int j = 0; j < 16; j += 2) {
-        t[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
-        t[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
-      }
-      for (int j = 0; j < 16; j += 4) {
-        v[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
-        v[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xee);
-        v[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
-        v[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xee);
-      }
-      for (int j = 0; j < 4; j++) {
-        t[j] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0x88);
-        t[j + 4] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0xdd);
-        t[j + 8] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0x88);
-        t[j + 12] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0xdd);
-      }
-      for (int j = 0; j < 8; j++) {
-        v[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
-        v[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
-      }
+      transpose16x16(v);  // v[j][r] -> v[r][j]
       // v[r] now holds reduction step r0 + r for columns j0..j0+15
       for (int r = 0; r < 16; r++) _mm512_storeu_ps(bp + (r0 + r) * kNR + j0, v[r]);
     }
@@ -427,19 +431,27 @@ void forwardPacked(float* out, const float* inp, const typename L::E* W, const f
 // i < mr, r < rc, where x_i = src + i*lds holds n valid floats (a missing partner is 0). Rounds to
 // nearest even (vcvtne2ps2bf16, as f32ToBf16), 32 floats per instruction.
 void packRowPairsBf16(float* ap, const float* src, long lds, int mr, int r0, int rc, int n) {
-  uint32_t* a = reinterpret_cast<uint32_t*>(ap);
-  alignas(64) uint32_t w[16];
-  for (int i = 0; i < mr; i++) {
-    const float* x = src + i * lds;
-    for (int rb = 0; rb < rc; rb += 16) {
-      const int e0 = 2 * (r0 + rb);                       // first float of this block
-      const int cnt = std::max(0, std::min(32, n - e0));  // valid floats in it
-      const __m512 lo = _mm512_maskz_loadu_ps(tailMask(cnt), x + e0);
-      const __m512 hi = _mm512_maskz_loadu_ps(tailMask(std::max(0, cnt - 16)), x + e0 + 16);
-      _mm512_store_si512(w, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-      const int re = std::min(16, rc - rb);
-      for (int r = 0; r < re; r++) a[(rb + r) * kMR + i] = w[r];
+  // 16 pair-steps of every row at once: 16 rows (mr real, the rest zero) of 16 words each,
+  // transposed in registers, then kMR words stored per step (rows past mr get zeros, unread).
+  static_assert(kMR <= 16, "one register holds a step's kMR words");
+  constexpr __mmask16 kRowMask = static_cast<__mmask16>((1u << kMR) - 1u);
+  for (int rb = 0; rb < rc; rb += 16) {
+    const int e0 = 2 * (r0 + rb);                       // first float of this block in each row
+    const int cnt = std::max(0, std::min(32, n - e0));  // valid floats in it
+    __m512 v[16];
+    for (int i = 0; i < 16; i++) {
+      if (i < mr) {
+        const float* x = src + i * lds + e0;
+        const __m512 lo = _mm512_maskz_loadu_ps(tailMask(cnt), x);
+        const __m512 hi = _mm512_maskz_loadu_ps(tailMask(std::max(0, cnt - 16)), x + 16);
+        v[i] = (__m512)_mm512_cvtne2ps_pbh(hi, lo);
+      } else {
+        v[i] = _mm512_setzero_ps();
+      }
     }
+    transpose16x16(v);  // v[r] lane i: row i's word at pair step rb + r
+    const int re = std::min(16, rc - rb);
+    for (int r = 0; r < re; r++) _mm512_mask_storeu_ps(ap + static_cast<size_t>(rb + r) * kMR, kRowMask, v[r]);
   }
 }
 
