@@ -21,7 +21,7 @@ struct LayerActs {
   Buf<T> xin;            // [M, C] residual stream entering the layer
   Buf<T> n1, r1;         // [M, C], [M] attention-input norm and its 1/rms
   Buf<T> q, k, v;        // [M, Hq*D], [M, Hk*D] x2 (q, k after rotary)
-  Buf<T> probs;          // sum_s Hq L_s^2 attention probabilities
+  Buf<T> lse;            // [M, Hq] attention log-sum-exp per row and head
   Buf<T> att;            // [M, Hq*D] attention output, o_proj input
   Buf<T> ao, rp1;        // [M, C], [M] o_proj output and its post-norm 1/rms (Gemma2)
   Buf<T> xmid;           // [M, C] residual after attention
@@ -34,7 +34,6 @@ struct LayerActs {
 template <typename T>
 struct ForwardState {
   std::vector<int32_t> tokens, seqOffsets, positions, targetRows, targetTokens;
-  std::vector<int64_t> probOffsets;
   std::vector<LayerActs<T>> layers;
   Buf<T> nf, rf, xf;   // [n, C] final-norm output, [n] 1/rms, [n, C] its input rows
   std::vector<double> lse;     // [n] log-sum-exp of the (soft-capped) logits
@@ -73,11 +72,11 @@ void layerForward(const Model<T>& model, int l, LayerActs<T>& A, const ForwardSt
   }
   cpu::rope_forward(A.q.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
   cpu::rope_forward(A.k.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
-  A.probs.assign(static_cast<size_t>(st->probOffsets[S]), T(0));
+  A.lse.assign(static_cast<size_t>(M) * Hq, T(0));
   A.att.assign(static_cast<size_t>(M) * Hq * D, T(0));
   const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
-  cpu::attention_forward(A.att.data(), A.probs.data(), A.q.data(), A.k.data(), A.v.data(), st->seqOffsets.data(), S,
-                         st->probOffsets.data(), Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
+  cpu::attention_forward(A.att.data(), A.lse.data(), A.q.data(), A.k.data(), A.v.data(), st->seqOffsets.data(), S, Hq, Hk, D,
+                         c.attnScale, c.attnSoftcap, window);
   A.ao.assign(MC, T(0));
   cpu::matmul_forward(A.ao.data(), A.att.data(), L.w[kO], L.bias[kO].empty() ? nullptr : L.bias[kO].data(), M, false);
   if (adapter && adapter->has(l, kO)) loraForward(A.ao.data(), A.att.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
@@ -119,7 +118,7 @@ void layerForward(const Model<T>& model, int l, LayerActs<T>& A, const ForwardSt
 template <typename T>
 std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<T>* adapter, const ForwardOptions& opt) {
   const ModelConfig& c = cfg_;
-  const int M = in.M, S = in.S, n = in.n, C = c.hidden, Hq = c.heads, V = c.vocab;
+  const int M = in.M, S = in.S, n = in.n, C = c.hidden, V = c.vocab;
   // ---- validate the batch: every index is checked before any kernel reads it
   if (M <= 0) throw ArgumentError("forward: the batch has no tokens");
   if (S <= 0) throw ArgumentError("forward: seqOffsets must describe at least one sequence");
@@ -157,12 +156,7 @@ std::unique_ptr<ForwardPass<T>> Model<T>::forward(const BatchInput& in, Adapter<
     if (st->positions[i] < 0) throw ArgumentError("forward: positions[" + std::to_string(i) + "] is negative");
   st->targetRows.assign(in.targetRows, in.targetRows + n);
   st->targetTokens.assign(in.targetTokens, in.targetTokens + n);
-  st->probOffsets.resize(static_cast<size_t>(S) + 1);
-  st->probOffsets[0] = 0;
-  for (int s = 0; s < S; s++) {
-    const int64_t L = in.seqOffsets[s + 1] - in.seqOffsets[s];
-    st->probOffsets[s + 1] = st->probOffsets[s] + static_cast<int64_t>(Hq) * L * L;
-  }
+
   st->dropout = opt.loraDropout && adapter && adapter->config().dropout > 0;
   st->seed = opt.dropoutSeed;
   const bool keep = opt.keepForBackward;
@@ -320,8 +314,8 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
     if (adapter && adapter->has(l, kO)) loraBackward(datt.data(), A.att.data(), dao.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
     Buf<T> dq(A.q.size(), T(0)), dk(A.k.size(), T(0)), dv(A.v.size(), T(0));
     const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
-    cpu::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), A.probs.data(), A.q.data(), A.k.data(), A.v.data(),
-                            st->seqOffsets.data(), S, st->probOffsets.data(), Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
+    cpu::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), A.lse.data(), A.q.data(), A.k.data(), A.v.data(),
+                            st->seqOffsets.data(), S, Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
     cpu::rope_backward(dq.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
     cpu::rope_backward(dk.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
     Buf<T> dn1(MC, T(0));

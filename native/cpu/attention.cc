@@ -1,12 +1,13 @@
 // Causal multi-head attention with GQA, optional logit soft-cap and sliding window, over a packed
-// batch of independent sequences. The forward keeps each (sequence, head) probability matrix for
-// the backward; the backward recomputes raw scores only where the soft-cap needs tanh'.
+// batch of independent sequences. The forward keeps only each row's log-sum-exp per head; the
+// backward recomputes the scores of each block and the probabilities p = exp(score - lse) from it,
+// as FlashAttention does, so memory stays O(M Hq) instead of O(Hq L^2) per sequence.
 //
 // Blocked formulation: each head's q, k, v (and gradients) are gathered into contiguous [L, D]
 // slices, and every product runs through the matmul kernels on blocks of kQueryBlock query rows
 // against the keys those rows can see ([lo, hi): causal, and the sliding window when there is
 // one), so the arithmetic is register-blocked GEMM instead of one dot product per (query, key):
-//   scores  S = Q_b K_r^T           matmul_forward         (W = K_r [nk, D])
+//   scores  S = Q_b K_r^T           matmul_forward         (W = K_r [nk, D]; again in backward)
 //   output  O_b = P_b V_r           matmul_backward_input  (W = V_r [nk, D])
 //   dP = dO_b V_r^T;  dS = P (dP - rowsum(P dP)) cap' scale
 //   dQ_b += dS K_r                  matmul_backward_input
@@ -71,8 +72,8 @@ T* scratch(std::vector<T>& v, size_t n) {
 }  // namespace
 
 template <typename T>
-void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const int32_t* seqOffsets, int S,
-                       const int64_t* probOffsets, int Hq, int Hk, int D, double scale, double softcap, int window) {
+void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int32_t* seqOffsets, int S, int Hq,
+                       int Hk, int D, double scale, double softcap, int window) {
   const int group = Hq / Hk;
   const size_t qStride = static_cast<size_t>(Hq) * D, kvStride = static_cast<size_t>(Hk) * D;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
@@ -92,7 +93,6 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
       gatherHead(khd, k + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
       gatherHead(vh, v + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
       std::fill(oh, oh + LD, T(0));
-      T* P = probs + probOffsets[s] + static_cast<int64_t>(h) * L * L;
       for (int i0 = 0; i0 < L; i0 += kQueryBlock) {
         const int i1 = std::min(L, i0 + kQueryBlock), ib = i1 - i0;
         const auto [lo, hi] = keysOf(i0, i1, window);
@@ -117,10 +117,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
             sum += p;
           }
           const T inv = T(1) / sum;
-          T* pi = P + static_cast<size_t>(i) * L;
-          std::fill(pi, pi + lo, T(0));
-          for (int j = lo; j < hi; j++) pi[j] = row[j - lo] *= inv;
-          std::fill(pi + hi, pi + L, T(0));
+          for (int j = 0; j < nk; j++) row[j] *= inv;
+          lse[static_cast<size_t>(start + i) * Hq + h] = mx + std::log(sum);
         }
         matmul_backward_input(oh + static_cast<size_t>(i0) * D, sc, rowsOf(vh + static_cast<size_t>(lo) * D, nk, D), ib);
       }
@@ -131,9 +129,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
 }
 
 template <typename T>
-void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
-                        const int32_t* seqOffsets, int S, const int64_t* probOffsets, int Hq, int Hk, int D, double scale,
-                        double softcap, int window) {
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const T* q, const T* k, const T* v,
+                        const int32_t* seqOffsets, int S, int Hq, int Hk, int D, double scale, double softcap, int window) {
   const int group = Hq / Hk;
   const size_t qStride = static_cast<size_t>(Hq) * D, kvStride = static_cast<size_t>(Hk) * D;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
@@ -152,7 +149,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
       T* dqh = scratch(bufDQ, LD);
       T* dp = scratch(bufDP, BL);
       T* pb = scratch(bufP, BL);
-      T* raw = softcap > 0 ? scratch(bufRaw, BL) : nullptr;
+      T* raw = scratch(bufRaw, BL);
       gatherHead(khd, k + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
       gatherHead(vh, v + start * kvStride + static_cast<size_t>(kh) * D, kvStride, L, D);
       std::fill(dkh, dkh + LD, T(0));
@@ -161,7 +158,6 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
         gatherHead(qh, q + start * qStride + static_cast<size_t>(h) * D, qStride, L, D);
         gatherHead(doh, dout + start * qStride + static_cast<size_t>(h) * D, qStride, L, D);
         std::fill(dqh, dqh + LD, T(0));
-        const T* P = probs + probOffsets[s] + static_cast<int64_t>(h) * L * L;
         for (int i0 = 0; i0 < L; i0 += kQueryBlock) {
           const int i1 = std::min(L, i0 + kQueryBlock), ib = i1 - i0;
           const auto [lo, hi] = keysOf(i0, i1, window);
@@ -169,19 +165,25 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
           const Mat kr = rowsOf(khd + static_cast<size_t>(lo) * D, nk, D), vr = rowsOf(vh + static_cast<size_t>(lo) * D, nk, D);
           const T* qb = qh + static_cast<size_t>(i0) * D;
           const T* dob = doh + static_cast<size_t>(i0) * D;
-          matmul_forward(dp, dob, vr, static_cast<const T*>(nullptr), ib, false);  // dP = dO V^T
-          if (raw) matmul_forward(raw, qb, kr, static_cast<const T*>(nullptr), ib, false);  // q.k before scale and cap
+          matmul_forward(dp, dob, vr, static_cast<const T*>(nullptr), ib, false);   // dP = dO V^T
+          matmul_forward(raw, qb, kr, static_cast<const T*>(nullptr), ib, false);  // q.k before scale and cap
           for (int r = 0; r < ib; r++) {
-            const T* pi = P + static_cast<size_t>(i0 + r) * L + lo;
+            const int i = i0 + r;
+            const T rowLse = lse[static_cast<size_t>(start + i) * Hq + h];
             T* prow = pb + static_cast<size_t>(r) * nk;
             T* drow = dp + static_cast<size_t>(r) * nk;
-            std::memcpy(prow, pi, sizeof(T) * nk);
+            const T* arow = raw + static_cast<size_t>(r) * nk;
             T pdp = 0;
-            for (int j = 0; j < nk; j++) pdp += prow[j] * drow[j];
+            for (int j = 0; j < nk; j++) {  // p recomputed exactly as the forward's softmax argument
+              T c = arow[j] * T(scale);
+              if (softcap > 0) c = T(softcap) * std::tanh(c / T(softcap));
+              prow[j] = visible(i, lo + j, window) ? std::exp(c - rowLse) : T(0);
+              pdp += prow[j] * drow[j];
+            }
             for (int j = 0; j < nk; j++) {
               T da = prow[j] * (drow[j] - pdp);
-              if (raw) {
-                const T t = std::tanh(raw[static_cast<size_t>(r) * nk + j] * T(scale) / T(softcap));
+              if (softcap > 0) {
+                const T t = std::tanh(arow[j] * T(scale) / T(softcap));
                 da *= T(1) - t * t;
               }
               drow[j] = da * T(scale);  // dp now holds dS (zero where masked: p = 0)
@@ -199,14 +201,14 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
   }
 }
 
-template void attention_forward<float>(float*, float*, const float*, const float*, const float*, const int32_t*, int,
-                                       const int64_t*, int, int, int, double, double, int);
+template void attention_forward<float>(float*, float*, const float*, const float*, const float*, const int32_t*, int, int,
+                                       int, int, double, double, int);
 template void attention_forward<double>(double*, double*, const double*, const double*, const double*, const int32_t*, int,
-                                        const int64_t*, int, int, int, double, double, int);
+                                        int, int, int, double, double, int);
 template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*, const float*,
-                                        const float*, const int32_t*, int, const int64_t*, int, int, int, double, double, int);
+                                        const float*, const int32_t*, int, int, int, int, double, double, int);
 template void attention_backward<double>(double*, double*, double*, const double*, const double*, const double*,
-                                         const double*, const double*, const int32_t*, int, const int64_t*, int, int, int,
-                                         double, double, int);
+                                         const double*, const double*, const int32_t*, int, int, int, int, double, double,
+                                         int);
 
 }  // namespace rrec::cpu

@@ -50,17 +50,17 @@ template <typename T>
 void rope_backward(T* dx, const int32_t* pos, int M, int H, int D, double theta);
 
 // Causal self-attention over a packed batch of sequences (seqOffsets[S+1] into the M rows), GQA.
-// q[M, Hq*D], k/v[M, Hk*D], out[M, Hq*D]. probs holds every (seq, head) L x L probability matrix
-// (probOffsets[s] is where sequence s starts; size Hq * L_s^2 each). Scores are
-// scale * q.k, soft-capped (cap * tanh(s / cap)) when softcap > 0; key j is visible to query i when
-// j <= i and (window == 0 or i - j < window), i and j counted within the sequence.
+// q[M, Hq*D], k/v[M, Hk*D], out[M, Hq*D]. lse[M, Hq] keeps each row's log-sum-exp of its scores
+// for the backward, which recomputes the probabilities from it (memory O(M Hq) instead of the
+// O(Hq L^2) of stored probability matrices). Scores are scale * q.k, soft-capped
+// (cap * tanh(s / cap)) when softcap > 0; key j is visible to query i when j <= i and
+// (window == 0 or i - j < window), i and j counted within the sequence.
 template <typename T>
-void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const int32_t* seqOffsets, int S,
-                       const int64_t* probOffsets, int Hq, int Hk, int D, double scale, double softcap, int window);
+void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int32_t* seqOffsets, int S, int Hq,
+                       int Hk, int D, double scale, double softcap, int window);
 template <typename T>
-void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k, const T* v,
-                        const int32_t* seqOffsets, int S, const int64_t* probOffsets, int Hq, int Hk, int D, double scale,
-                        double softcap, int window);
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const T* q, const T* k, const T* v,
+                        const int32_t* seqOffsets, int S, int Hq, int Hk, int D, double scale, double softcap, int window);
 
 enum class Act { SiLU, GeluTanh };
 // h[M,F] = act(gate) * up
