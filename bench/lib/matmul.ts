@@ -63,29 +63,30 @@ export class MatmulTimer {
     return b;
   }
 
-  /** Seconds of `reps` calls. */
-  run(c: GemmCase, impl: KernelImpl, reps: number): number {
+  /** Seconds of `reps` calls; `products`: BF16 weights multiplied in bf16 (Mat::bf16Products, matmulPrecision 'bf16'). */
+  run(c: GemmCase, impl: KernelImpl, reps: number, products = false): number {
     const b = this.buffersFor(c);
-    if (c.op === 'fwd') return this.addon._matmulForward(b.b, b.a, b.w, c.dtype, c.M, c.K, c.N, null, false, impl, reps);
-    if (c.op === 'bwdI') return this.addon._matmulBackwardInput(b.b, b.a, b.w, c.dtype, c.M, c.K, c.N, impl, reps);
+    const dtype = products && c.dtype === 'BF16' ? 'BF16_PRODUCTS' : c.dtype;
+    if (c.op === 'fwd') return this.addon._matmulForward(b.b, b.a, b.w, dtype, c.M, c.K, c.N, null, false, impl, reps);
+    if (c.op === 'bwdI') return this.addon._matmulBackwardInput(b.b, b.a, b.w, dtype, c.M, c.K, c.N, impl, reps);
     return this.addon._matmulBackwardWeight(b.dw as Floats, null, b.a, b.b, c.M, c.K, c.N, impl, reps);
   }
 
   /** GFLOP/s of one timed batch of about batchSeconds (the batch size is calibrated on first use). */
-  measure(c: GemmCase, impl: KernelImpl): number {
-    const key = `${c.op} ${c.dtype} ${c.M} ${c.K} ${c.N} ${impl}`;
+  measure(c: GemmCase, impl: KernelImpl, products = false): number {
+    const key = `${c.op} ${c.dtype} ${c.M} ${c.K} ${c.N} ${impl} ${products}`;
     let reps = this.reps.get(key);
     if (reps === undefined) {
-      this.run(c, impl, 1); // warm: scratch buffers, pages, caches
-      const one = Math.max(this.run(c, impl, 1), 1e-7);
+      this.run(c, impl, 1, products); // warm: scratch buffers, pages, caches
+      const one = Math.max(this.run(c, impl, 1, products), 1e-7);
       reps = Math.max(1, Math.round(this.batchSeconds / one));
       this.reps.set(key, reps);
     }
-    return (gemmFlops(c) * reps) / this.run(c, impl, reps) / 1e9;
+    return (gemmFlops(c) * reps) / this.run(c, impl, reps, products) / 1e9;
   }
 
   /** The median of `batches` timed batches: what bench/peer_gemm.cc reports for a peer. */
-  measureMedian(c: GemmCase, impl: KernelImpl, batches = 5): number {
-    return median(Array.from({ length: batches }, () => this.measure(c, impl)));
+  measureMedian(c: GemmCase, impl: KernelImpl, batches = 5, products = false): number {
+    return median(Array.from({ length: batches }, () => this.measure(c, impl, products)));
   }
 }
