@@ -1,5 +1,5 @@
-// A Promise-returning AsyncWorker: `execute` runs on a libuv worker thread (no JS access),
-// `resolve` builds the result on the JS thread. Any std::exception becomes a rejected Promise
+// A Promise-returning AsyncWorker: `execute` runs off the JS thread (on the process-wide compute
+// thread, see compute_thread.h; no JS access), `resolve` builds the result on the JS thread. Any std::exception becomes a rejected Promise
 // with the same message, never a crash. Objects in `keepAlive` stay referenced while it runs.
 #pragma once
 #include <napi.h>
@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "addon/compute_thread.h"
 
 namespace rrec::addon {
 
@@ -28,7 +30,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      execute_();
+      runOnComputeThread(execute_);
     } catch (const std::exception& e) {
       SetError(e.what());
     } catch (...) {
