@@ -172,20 +172,21 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const 
             const T rowLse = lse[static_cast<size_t>(start + i) * Hq + h];
             T* prow = pb + static_cast<size_t>(r) * nk;
             T* drow = dp + static_cast<size_t>(r) * nk;
-            const T* arow = raw + static_cast<size_t>(r) * nk;
+            T* arow = raw + static_cast<size_t>(r) * nk;
             T pdp = 0;
             for (int j = 0; j < nk; j++) {  // p recomputed exactly as the forward's softmax argument
               T c = arow[j] * T(scale);
-              if (softcap > 0) c = T(softcap) * std::tanh(c / T(softcap));
+              if (softcap > 0) {
+                const T t = std::tanh(c / T(softcap));
+                arow[j] = t;  // kept for the cap's derivative below
+                c = T(softcap) * t;
+              }
               prow[j] = visible(i, lo + j, window) ? std::exp(c - rowLse) : T(0);
               pdp += prow[j] * drow[j];
             }
             for (int j = 0; j < nk; j++) {
               T da = prow[j] * (drow[j] - pdp);
-              if (softcap > 0) {
-                const T t = std::tanh(arow[j] * T(scale) / T(softcap));
-                da *= T(1) - t * t;
-              }
+              if (softcap > 0) da *= T(1) - arow[j] * arow[j];
               drow[j] = da * T(scale);  // dp now holds dS (zero where masked: p = 0)
             }
           }

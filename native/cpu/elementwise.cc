@@ -11,10 +11,13 @@ namespace {
 
 template <typename T>
 inline T silu(T x) { return x / (T(1) + expT(-x)); }
+// silu(x) and its derivative from one exp
 template <typename T>
-inline T silu_grad(T x) {
-  const T s = T(1) / (T(1) + expT(-x));
-  return s * (T(1) + x * (T(1) - s));
+inline void silu_and_grad(T x, T& value, T& grad) {
+  const T e = expT(-x);
+  value = x / (T(1) + e);
+  const T s = T(1) / (T(1) + e);
+  grad = s * (T(1) + x * (T(1) - s));
 }
 // gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 constexpr double kGeluC = 0.7978845608028654;  // sqrt(2 / pi)
@@ -23,12 +26,14 @@ inline T gelu_tanh(T x) {
   const T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
   return T(0.5) * x * (T(1) + tanhT(u));
 }
+// gelu_tanh(x) and its derivative from one tanh
 template <typename T>
-inline T gelu_tanh_grad(T x) {
+inline void gelu_tanh_and_grad(T x, T& value, T& grad) {
   const T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
   const T t = tanhT(u);
+  value = T(0.5) * x * (T(1) + t);
   const T du = T(kGeluC) * (T(1) + T(3 * 0.044715) * x * x);
-  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
+  grad = T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
 }
 
 }  // namespace
@@ -51,14 +56,18 @@ void gated_act_backward(T* dgate, T* dup, const T* dh, const T* gate, const T* u
   if (act == Act::SiLU) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      dgate[i] = dh[i] * up[i] * silu_grad(gate[i]);
-      dup[i] = dh[i] * silu(gate[i]);
+      T a, da;
+      silu_and_grad(gate[i], a, da);
+      dgate[i] = dh[i] * up[i] * da;
+      dup[i] = dh[i] * a;
     }
   } else {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      dgate[i] = dh[i] * up[i] * gelu_tanh_grad(gate[i]);
-      dup[i] = dh[i] * gelu_tanh(gate[i]);
+      T a, da;
+      gelu_tanh_and_grad(gate[i], a, da);
+      dgate[i] = dh[i] * up[i] * da;
+      dup[i] = dh[i] * a;
     }
   }
 }

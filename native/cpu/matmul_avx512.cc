@@ -358,6 +358,20 @@ inline std::pair<int, int> range(int n, int parts, int p, int quant) {
   return {b, e};
 }
 
+// Runs fn(r0, r1, c0, c1) once per thread on that thread's tile of a rows x cols output (row
+// bounds multiples of kMR, column bounds of kNR; `work` in multiply-adds picks the thread count).
+template <class F>
+void forEachOutputTile(int rows, int cols, double work, F&& fn) {
+  const Split s = splitOutput(rows, cols, kMR, kNR, work);
+#pragma omp parallel num_threads(s.tr * s.tc)
+  {
+    const int t = omp_get_thread_num();
+    const auto [r0, r1] = range(rows, s.tr, t / s.tc, kMR);
+    const auto [c0, c1] = range(cols, s.tc, t % s.tc, kNR);
+    if (r0 < r1 && c0 < c1) fn(r0, r1, c0, c1);
+  }
+}
+
 // ---- the packed GEMM driver shared by forward and backward-input
 // C[m, c] (=|+=) sum_r A(m, r) B(r, c) for rows [m0, m1), columns [c0, c1), r < R, where
 // packA(ap, m, mr, r0, rc) writes rows m..m+mr of A for steps r0..r0+rc as [rc][kMR] and
@@ -412,19 +426,13 @@ void gemmPacked(float* C, long ldc, int m0, int m1, int c0, int c1, int R, PackA
 template <class L>
 void forwardPacked(float* out, const float* inp, const typename L::E* W, const float* bias, int M, int N, int K,
                    bool accumulate) {
-  const Split s = splitOutput(M, N, kMR, kNR, double(M) * N * K);
-#pragma omp parallel num_threads(s.tr * s.tc)
-  {
-    const int t = omp_get_thread_num();
-    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
-    const auto [n0, n1] = range(N, s.tc, t % s.tc, kNR);
-    if (m0 < m1 && n0 < n1)
-      gemmPacked(
-          out, N, m0, m1, n0, n1, K,
-          [&](float* ap, int m, int mr, int r0, int rc) { packRows(ap, inp + static_cast<size_t>(m) * K + r0, K, mr, rc); },
-          [&](float* bp, int n, int w, int r0, int rc) { packPanelT<L>(bp, W + static_cast<size_t>(n) * K + r0, K, w, rc); },
-          accumulate, bias);
-  }
+  forEachOutputTile(M, N, double(M) * N * K, [&](int m0, int m1, int n0, int n1) {
+    gemmPacked(
+        out, N, m0, m1, n0, n1, K,
+        [&](float* ap, int m, int mr, int r0, int rc) { packRows(ap, inp + static_cast<size_t>(m) * K + r0, K, mr, rc); },
+        [&](float* bp, int n, int w, int r0, int rc) { packPanelT<L>(bp, W + static_cast<size_t>(n) * K + r0, K, w, rc); },
+        accumulate, bias);
+  });
 }
 
 // ap[r*kMR + i] = bf16 pair (x_i[2(r0+r)], x_i[2(r0+r)+1]) as one 32-bit word (low half first) for
@@ -461,21 +469,15 @@ void packRowPairsBf16(float* ap, const float* src, long lds, int mr, int r0, int
 void forwardPackedBf16Dot(float* out, const float* inp, const uint16_t* W, const float* bias, int M, int N, int K,
                           bool accumulate) {
   const int K2 = K / 2;
-  const Split s = splitOutput(M, N, kMR, kNR, double(M) * N * K);
-#pragma omp parallel num_threads(s.tr * s.tc)
-  {
-    const int t = omp_get_thread_num();
-    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
-    const auto [n0, n1] = range(N, s.tc, t % s.tc, kNR);
-    if (m0 < m1 && n0 < n1)
-      gemmPacked<true>(
-          out, N, m0, m1, n0, n1, K2,
-          [&](float* ap, int m, int mr, int r0, int rc) { packRowPairsBf16(ap, inp + static_cast<size_t>(m) * K, K, mr, r0, rc, K); },
-          [&](float* bp, int n, int w, int r0, int rc) {
-            packPanelT<LoadF32>(bp, reinterpret_cast<const float*>(W + static_cast<size_t>(n) * K + 2 * r0), K2, w, rc);
-          },
-          accumulate, bias);
-  }
+  forEachOutputTile(M, N, double(M) * N * K, [&](int m0, int m1, int n0, int n1) {
+    gemmPacked<true>(
+        out, N, m0, m1, n0, n1, K2,
+        [&](float* ap, int m, int mr, int r0, int rc) { packRowPairsBf16(ap, inp + static_cast<size_t>(m) * K, K, mr, r0, rc, K); },
+        [&](float* bp, int n, int w, int r0, int rc) {
+          packPanelT<LoadF32>(bp, reinterpret_cast<const float*>(W + static_cast<size_t>(n) * K + 2 * r0), K2, w, rc);
+        },
+        accumulate, bias);
+  });
 }
 
 // ---- forward, dot products (decode-sized M)
@@ -682,19 +684,13 @@ void packPanelN(float* bp, const typename L::E* W, long K, int w, int rc) {
 // A = dout rows, B = W rows (panels of kNR columns of W, widened to f32).
 template <class L>
 void backwardInput(float* dinp, const float* dout, const typename L::E* W, int M, int N, int K) {
-  const Split s = splitOutput(M, K, kMR, kNR, double(M) * N * K);
-#pragma omp parallel num_threads(s.tr * s.tc)
-  {
-    const int t = omp_get_thread_num();
-    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
-    const auto [k0, k1] = range(K, s.tc, t % s.tc, kNR);
-    if (m0 < m1 && k0 < k1)
-      gemmPacked(
-          dinp, K, m0, m1, k0, k1, N,
-          [&](float* ap, int m, int mr, int r0, int rc) { packRows(ap, dout + static_cast<size_t>(m) * N + r0, N, mr, rc); },
-          [&](float* bp, int k, int w, int r0, int rc) { packPanelN<L>(bp, W + static_cast<size_t>(r0) * K + k, K, w, rc); },
-          true, nullptr);
-  }
+  forEachOutputTile(M, K, double(M) * N * K, [&](int m0, int m1, int k0, int k1) {
+    gemmPacked(
+        dinp, K, m0, m1, k0, k1, N,
+        [&](float* ap, int m, int mr, int r0, int rc) { packRows(ap, dout + static_cast<size_t>(m) * N + r0, N, mr, rc); },
+        [&](float* bp, int k, int w, int r0, int rc) { packPanelN<L>(bp, W + static_cast<size_t>(r0) * K + k, K, w, rc); },
+        true, nullptr);
+  });
 }
 
 // bf16 x bf16 backward input (see gemmTileBf16): reduction steps are pairs of W's rows (n, n+1),
@@ -718,19 +714,13 @@ void packPanelNPairs(float* bp, const uint16_t* W, long K, int N, int n0, int w,
 
 void backwardInputBf16Dot(float* dinp, const float* dout, const uint16_t* W, int M, int N, int K) {
   const int N2 = (N + 1) / 2;
-  const Split s = splitOutput(M, K, kMR, kNR, double(M) * N * K);
-#pragma omp parallel num_threads(s.tr * s.tc)
-  {
-    const int t = omp_get_thread_num();
-    const auto [m0, m1] = range(M, s.tr, t / s.tc, kMR);
-    const auto [k0, k1] = range(K, s.tc, t % s.tc, kNR);
-    if (m0 < m1 && k0 < k1)
-      gemmPacked<true>(
-          dinp, K, m0, m1, k0, k1, N2,
-          [&](float* ap, int m, int mr, int r0, int rc) { packRowPairsBf16(ap, dout + static_cast<size_t>(m) * N, N, mr, r0, rc, N); },
-          [&](float* bp, int k, int w, int r0, int rc) { packPanelNPairs(bp, W + k, K, N, 2 * r0, w, rc); }, true,
-          nullptr);
-  }
+  forEachOutputTile(M, K, double(M) * N * K, [&](int m0, int m1, int k0, int k1) {
+    gemmPacked<true>(
+        dinp, K, m0, m1, k0, k1, N2,
+        [&](float* ap, int m, int mr, int r0, int rc) { packRowPairsBf16(ap, dout + static_cast<size_t>(m) * N, N, mr, r0, rc, N); },
+        [&](float* bp, int k, int w, int r0, int rc) { packPanelNPairs(bp, W + k, K, N, 2 * r0, w, rc); }, true,
+        nullptr);
+  });
 }
 
 // ---- backward weight: dW[N,K] += dout[M,N]^T @ inp[M,K]
@@ -755,21 +745,15 @@ void packColsAll(float* ap, const float* src, long lds, int n0, int n1, int rc) 
 }
 
 void backwardWeight(float* dW, const float* dout, const float* inp, int M, int K, int N) {
-  const Split s = splitOutput(N, K, kMR, kNR, double(M) * N * K);
-#pragma omp parallel num_threads(s.tr * s.tc)
-  {
-    const int t = omp_get_thread_num();
-    const auto [n0, n1] = range(N, s.tr, t / s.tc, kMR);
-    const auto [k0, k1] = range(K, s.tc, t % s.tc, kNR);
-    if (n0 < n1 && k0 < k1)
-      gemmPacked(
-          dW, K, n0, n1, k0, k1, M,
-          [&](float* ap, int n, int, int r0, int rc) {
-            if (n == n0) packColsAll(ap, dout + static_cast<size_t>(r0) * N, N, n0, n1, rc);  // first chunk: all
-          },
-          [&](float* bp, int k, int w, int r0, int rc) { packPanelN<LoadF32>(bp, inp + static_cast<size_t>(r0) * K + k, K, w, rc); },
-          true, nullptr);
-  }
+  forEachOutputTile(N, K, double(M) * N * K, [&](int n0, int n1, int k0, int k1) {
+    gemmPacked(
+        dW, K, n0, n1, k0, k1, M,
+        [&](float* ap, int n, int, int r0, int rc) {
+          if (n == n0) packColsAll(ap, dout + static_cast<size_t>(r0) * N, N, n0, n1, rc);  // first chunk: all
+        },
+        [&](float* bp, int k, int w, int r0, int rc) { packPanelN<LoadF32>(bp, inp + static_cast<size_t>(r0) * K + k, K, w, rc); },
+        true, nullptr);
+  });
 }
 
 // ---- backward input for decode-sized M (M <= kSmallBwdM): a GEMV-like sweep of W
