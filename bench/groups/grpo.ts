@@ -20,7 +20,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { CausalLM, Engine, Prompter, datasetSpec, grpoStep, kvMemoryBudgetBytes, loadTokenizer, nativeFeatures, resolveTrainConfig, rewardFromConfig, type GrpoStepConfig } from '../../src/index.js';
+import { CausalLM, Engine, Prompter, datasetSpec, grpoStep, grpoStepConfigFrom, kvMemoryBudgetBytes, loadTokenizer, nativeFeatures, resolveTrainConfig, rewardFromConfig, type GrpoStepConfig } from '../../src/index.js';
 import { makeFigure, median } from '../lib/figures.js';
 import { runGroup } from '../lib/group.js';
 import { ensureQwenModel } from '../lib/qwen-model.js';
@@ -60,7 +60,7 @@ runGroup('grpo', async (ctx) => {
     const ids = prompter.render({ text: r.text }).ids;
     return { promptIds: ids.length > promptCap ? ids.slice(0, promptCap) : ids, label: Number(r.label) };
   });
-  const lm = await CausalLM.load(model.dir, { matmulPrecision: 'bf16' }); // the trainer's default
+  const lm = await CausalLM.load(model.dir, { matmulPrecision: cfg.matmul_precision }); // as the trainer loads it
   const adapter = lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed });
   const optimizer = lm.createOptimizer(adapter);
   const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
@@ -70,23 +70,7 @@ runGroup('grpo', async (ctx) => {
     return { total: r.total, parts: r.parts };
   };
   // as GrpoTrainer.fit() builds it (src/train/trainer.ts), with this budget's max_new_tokens
-  const stepCfg: GrpoStepConfig = {
-    groupSize: cfg.group_size,
-    maxNewTokens,
-    sampling: { temperature: cfg.temperature, topP: cfg.top_p, topK: cfg.top_k, minP: cfg.min_p, repetitionPenalty: cfg.repetition_penalty, stop: ['</answer>'] },
-    seed: cfg.seed,
-    beta: cfg.beta,
-    epsilonLow: cfg.epsilon,
-    epsilonHigh: cfg.epsilon_high,
-    lossType: cfg.loss_type,
-    advantageVariant: cfg.advantage_variant,
-    maskTruncated: cfg.mask_truncated_completions,
-    numIterations: cfg.num_iterations,
-    maxGradNorm: cfg.max_grad_norm,
-    weightDecay: cfg.weight_decay,
-    maxTokensPerMicroBatch: 4096,
-    lr: cfg.learning_rate,
-  };
+  const stepCfg: GrpoStepConfig = { ...grpoStepConfigFrom(cfg), maxNewTokens, lr: cfg.learning_rate };
   let step = 0;
   let next = 0;
   const batch = (n: number) => Array.from({ length: n }, () => examples[next++ % examples.length]!);

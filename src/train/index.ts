@@ -86,6 +86,7 @@ export {
 } from './metrics-log.js';
 export { REWARD_FUNCS, rewardFromConfig } from './reward-registry.js';
 export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStepOptions, type SftStepResult } from './sft.js';
+export { grpoStepConfigFrom, MAX_TOKENS_PER_MICRO_BATCH } from './step-config.js';
 export { grpoStep, rolloutSeed, type GrpoExample, type GrpoReward, type GrpoStepConfig, type GrpoStepResult, type RewardValue } from './grpo-step.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState, type CheckpointParts } from './checkpoint.js';
 export { GrpoTrainer, type FitOptions, type FitResult, type StopReason } from './trainer.js';

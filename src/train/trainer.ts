@@ -37,10 +37,11 @@ import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDi
 import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset } from './dataset-source.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
-import { grpoStep, type GrpoStepConfig } from './grpo-step.js';
+import { grpoStep } from './grpo-step.js';
 import { MetricsLog, ProgressReporter, type StepRecord } from './metrics-log.js';
 import { loadModelPaths, resolveModelPath } from './paths.js';
 import { rewardFromConfig } from './reward-registry.js';
+import { grpoStepConfigFrom } from './step-config.js';
 import { writeRunInfo } from './run-info.js';
 import { createLrSchedule } from './schedule.js';
 import { sftCompletionText, sftStep } from './sft.js';
@@ -203,23 +204,7 @@ export class GrpoTrainer {
     // ---- GRPO
     const totalSteps = totalTrainingSteps({ numExamples: train.length, batchSize: cfg.train_batch_size, epochs: cfg.num_train_epochs, maxSteps: cfg.max_steps });
     const lrAt = createLrSchedule({ type: cfg.lr_scheduler_type, baseLr: cfg.learning_rate, warmupSteps: cfg.warmup_steps, totalSteps });
-    const stepCfg: Omit<GrpoStepConfig, 'lr'> = {
-      groupSize: cfg.group_size,
-      maxNewTokens: cfg.max_new_tokens,
-      sampling: { temperature: cfg.temperature, topP: cfg.top_p, topK: cfg.top_k, minP: cfg.min_p, repetitionPenalty: cfg.repetition_penalty, stop: ['</answer>'] },
-      seed: cfg.seed,
-      beta: cfg.beta,
-      epsilonLow: cfg.epsilon,
-      epsilonHigh: cfg.epsilon_high,
-      lossType: cfg.loss_type,
-      advantageVariant: cfg.advantage_variant,
-      maskTruncated: cfg.mask_truncated_completions,
-      numIterations: cfg.num_iterations,
-      maxGradNorm: cfg.max_grad_norm,
-      weightDecay: cfg.weight_decay,
-      maxTokensPerMicroBatch: 4096,
-      recomputeActivations: cfg.gradient_checkpointing,
-    };
+    const stepCfg = grpoStepConfigFrom(cfg);
     const reward = (ex: Example, s: { text?: string }) => {
       const r = combined({ label: ex.label, labels }, s.text ?? '');
       return { total: r.total, parts: r.parts };
