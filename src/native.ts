@@ -200,7 +200,7 @@ export interface NativeAddon {
     opts: { kvBudgetBytes?: number; kvMemoryFraction?: number; blockSize?: number; maxBatchTokens?: number; maxRunning?: number; prefixSharing?: boolean },
     tokenBytes: NativeTokenBytes | null,
   ): NativeEngineHandle;
-  /** Test-only: `count` draws of the engine's sampler from given logits (draw i uses token index startIndex + i). */
+  /** Test-only: `count` draws of the engine's sampler from given logits (draw i uses token index startIndex + i); Float32Array logits take the float models' path, Float64Array the float64 build's. */
   _sampleFromLogits(
     logits: Float32Array | Float64Array,
     params: NativeSamplingParams,

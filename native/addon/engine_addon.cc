@@ -292,10 +292,14 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
 }
 
 // Test-only: _sampleFromLogits(logits, params, { count, sample, startIndex, history, promptLen, allowed })
-// -> Int32Array of `count` draws, draw i with the uniform of token index startIndex + i.
+// -> Int32Array of `count` draws, draw i with the uniform of token index startIndex + i. A
+// Float32Array of logits runs sampleToken<float> (what the engine runs for float models, with its
+// vectorised exp); any other array sampleToken<double> (the float64 build's).
 Napi::Value SampleFromLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const bool f32 = info.Length() > 0 && info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
   std::vector<double> z = numberArray(info[0], "_sampleFromLogits: logits");
+  std::vector<float> zf(z.begin(), z.end());
   SamplingParams p = samplingParams(objectArg(info, 1, "params"));
   Napi::Object o = objectArg(info, 2, "options");
   const int count = static_cast<int>(numberField(o, "count", 1));
@@ -313,9 +317,13 @@ Napi::Value SampleFromLogits(const Napi::CallbackInfo& info) {
   }
   Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(std::max(0, count)));
   SamplerScratch s;
-  for (int i = 0; i < count; i++)
-    out[i] = sampleToken(z.data(), static_cast<int>(z.size()), p, history.data(), static_cast<int>(history.size()), promptLen,
-                         allowed.empty() ? nullptr : allowed.data(), samplingUniform(p.seed, sample, startIndex + i), s);
+  const uint8_t* mask = allowed.empty() ? nullptr : allowed.data();
+  const int V = static_cast<int>(z.size()), H = static_cast<int>(history.size());
+  for (int i = 0; i < count; i++) {
+    const double u = samplingUniform(p.seed, sample, startIndex + i);
+    out[i] = f32 ? sampleToken(zf.data(), V, p, history.data(), H, promptLen, mask, u, s)
+                 : sampleToken(z.data(), V, p, history.data(), H, promptLen, mask, u, s);
+  }
   return out;
 }
 

@@ -222,6 +222,10 @@ Napi::Value MatmulSetSmallM(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_small_m(intArg(info, 0, "smallM", 1)));
 }
 
+Napi::Value MatmulSetSerialStreamBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_serial_stream_bytes(intArg(info, 0, "bytes", 0)));
+}
+
 // Register-only fp32 FMA throughput: 24 independent accumulator chains per thread (enough to
 // cover the FMA latency on both pipes), every OpenMP thread at once.
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
@@ -328,6 +332,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_matmulBackwardWeight", Napi::Function::New(env, MatmulBackwardWeight, "_matmulBackwardWeight"));
   exports.Set("_matmulKernelInfo", Napi::Function::New(env, MatmulKernelInfo, "_matmulKernelInfo"));
   exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
+  exports.Set("_matmulSetSerialStreamBytes", Napi::Function::New(env, MatmulSetSerialStreamBytes, "_matmulSetSerialStreamBytes"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
   exports.Set("_memReadBandwidth", Napi::Function::New(env, MemReadBandwidth, "_memReadBandwidth"));

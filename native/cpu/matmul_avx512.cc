@@ -343,6 +343,16 @@ inline int teamThreads(double work) {
   if (work < kSerialWork || omp_in_parallel()) return 1;
   return std::max(1, omp_get_max_threads());
 }
+// Decode-sized products (the dot kernels) are bound by streaming W from memory, and one core
+// streams about half of what two do, so they are split from gSerialStreamBytes of W on, far below
+// kSerialWork: at M = 1 the q/k/v/o products of a Qwen2.5-0.5B layer (230 KiB to 1.6 MiB of bf16
+// weights, 26% of its bytes) used to run on one thread. With the workers spinning between regions
+// (GOMP_SPINCOUNT, one compute thread) a region costs ~1-2 us; streaming 64 KiB takes ~2.5 us.
+int gSerialStreamBytes = 1 << 16;  // matmul_avx512_set_serial_stream_bytes
+inline int streamThreads(int M, int N, int K, int elementBytes) {
+  const double w = double(N) * K;
+  return w * elementBytes >= gSerialStreamBytes ? teamThreads(kSerialWork) : teamThreads(M * w);
+}
 Split splitOutput(int rows, int cols, int rowQuant, int colQuant, double work) {
   const int T = teamThreads(work);
   Split s;
@@ -571,7 +581,7 @@ void forwardDot(float* out, const float* inp, const typename L::E* W, const floa
   // bf16/f16 rows are widened as they are loaded, once per row block of inp: measured faster than
   // widening each weight block into an f32 buffer first (half the bytes through L1 per load).
   const int blocks = (N + kDotNW - 1) / kDotNW;
-#pragma omp parallel for schedule(static) if (double(M) * N * K >= kSerialWork)
+#pragma omp parallel for schedule(static) if (streamThreads(M, N, K, sizeof(typename L::E)) > 1)
   for (int b = 0; b < blocks; b++) {
     const int n0 = b * kDotNW, nw = std::min(kDotNW, N - n0);
     const typename L::E* wb = W + static_cast<size_t>(n0) * K;
@@ -651,7 +661,7 @@ void forwardDotBf16(float* out, const float* inp, const uint16_t* W, const float
     }
   }
   const int blocks = (N + kDotNW - 1) / kDotNW;
-#pragma omp parallel for schedule(static) if (teamThreads(double(M) * N * K) > 1)
+#pragma omp parallel for schedule(static) if (streamThreads(M, N, K, 2) > 1)
   for (int b = 0; b < blocks; b++) {
     const int n0 = b * kDotNW, nw = std::min(kDotNW, N - n0);
     const uint16_t* wb = W + static_cast<size_t>(n0) * K;
@@ -852,6 +862,13 @@ int matmul_avx512_set_small_m(int smallM) {
   return prev;
 }
 
+int matmul_avx512_set_serial_stream_bytes(int bytes) {
+  const int prev = gSerialStreamBytes;
+  gSerialStreamBytes = std::max(0, bytes);
+  return prev;
+}
+
+
 bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate) {
   if (!gCpuAvx512) return false;
   const int N = w.rows, K = w.cols;
@@ -910,6 +927,7 @@ bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* do
 bool matmul_avx512_compiled() { return false; }
 bool matmul_avx512_bf16() { return false; }
 int matmul_avx512_set_small_m(int) { return 0; }
+int matmul_avx512_set_serial_stream_bytes(int) { return 0; }
 int matmul_avx512_set_bf16_dot(int) { return 0; }
 bool matmul_forward_avx512(float*, const float*, const Mat&, const float*, int, bool) { return false; }
 bool matmul_backward_input_avx512(float*, const float*, const Mat&, int) { return false; }

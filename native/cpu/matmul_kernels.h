@@ -34,6 +34,9 @@ bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* do
 // K-vectorised dot products straight from W (no packing; decode), from smallM on it packs W into
 // [K, 32]-panels and runs the register-blocked GEMM. Returns the previous value.
 int matmul_avx512_set_small_m(int smallM);
+// The dot kernels (M < smallM) split W between threads from this many bytes of W on (default
+// 64 KiB; a large value restores the old rule, split from 2^20 multiply-adds). Returns the previous.
+int matmul_avx512_set_serial_stream_bytes(int bytes);
 
 // Opt-in, off by default: forward with BF16 weights and M >= smallM rounds inp to bf16 and uses
 // AVX512_BF16 dot products (vdpbf16ps, twice the f32 FMA rate). Adds a relative error of up to

@@ -1,13 +1,15 @@
 // The sampler against exact expected frequencies on a small vocabulary: logits are given directly
 // to the native sampler through the test-only export _sampleFromLogits (the same function the
 // engine calls per sequence), N draws with a fixed seed, and a chi-square statistic compared with
-// the 0.999 quantile of its distribution. Tokens that must be excluded must never appear.
+// the 0.999 quantile of its distribution. Tokens that must be excluded must never appear. Every
+// case runs twice: float32 logits (the engine's path for float models: vectorised exp, chunked
+// inverse CDF) and float64 logits (the float64 build's path, libm exp).
 import { describe, expect, it } from 'vitest';
 import { loadNative, type NativeSamplingParams } from '../../src/native.js';
 
 const native = loadNative();
 const N = 20000;
-const Z = Float32Array.of(1.2, -0.3, 2.0, 0.4, 0.0, -1.5, 1.7, 0.9);
+const Z32 = Float32Array.of(1.2, -0.3, 2.0, 0.4, 0.0, -1.5, 1.7, 0.9);
 
 // chi-square 0.999 quantiles by degrees of freedom
 const CHI2_999 = [0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12];
@@ -25,7 +27,11 @@ function renormalize(p: number[], keep: (i: number) => boolean): number[] {
   return q.map((x) => x / s);
 }
 
-function draw(params: NativeSamplingParams, opts: { history?: number[]; promptLen?: number; allowed?: Uint8Array } = {}): number[] {
+function drawFrom(
+  Z: Float32Array | Float64Array,
+  params: NativeSamplingParams,
+  opts: { history?: number[]; promptLen?: number; allowed?: Uint8Array } = {},
+): number[] {
   const out = native._sampleFromLogits(Z, { seed: 1234, ...params }, {
     count: N,
     history: opts.history ? Int32Array.from(opts.history) : undefined,
@@ -52,7 +58,13 @@ function expectDistribution(counts: number[], expected: number[]): void {
   if (df > 0) expect(chi2, `chi2 ${chi2.toFixed(2)} with ${df} df; counts ${counts}`).toBeLessThan(CHI2_999[df]!);
 }
 
-describe('sampler distributions (chi-square, fixed seed, N = 20000)', () => {
+describe.each([
+  ['float32', Z32],
+  ['float64', Float64Array.from(Z32)],
+] as const)('sampler distributions, %s logits (chi-square, fixed seed, N = 20000)', (_kind, Z) => {
+  const draw = (params: NativeSamplingParams, opts: { history?: number[]; promptLen?: number; allowed?: Uint8Array } = {}): number[] =>
+    drawFrom(Z, params, opts);
+
   it('temperature 1 and 0.5 sample softmax(z / T)', () => {
     expectDistribution(draw({ temperature: 1 }), softmax(Z));
     expectDistribution(draw({ temperature: 0.5 }), softmax(Z, 0.5));
@@ -130,4 +142,58 @@ describe('sampler distributions (chi-square, fixed seed, N = 20000)', () => {
     const c = native._sampleFromLogits(Z, { seed: 8 }, { count: 50, sample: 3, startIndex: 10 });
     expect(Array.from(c)).not.toEqual(Array.from(a));
   });
+});
+
+// A vocabulary larger than the float path's inverse-CDF chunk (1024 ids) and its 16-lane loops,
+// with a length that is not a multiple of either: draws counted in 8 groups (id / 128 mod 8, so
+// that the ids on either side of a chunk boundary fall in different groups) against the groups'
+// exact softmax mass.
+describe.each([
+  ['float32', (z: number[]) => Float32Array.from(z)],
+  ['float64', (z: number[]) => Float64Array.from(z)],
+] as const)('sampler on a 5003-token vocabulary, %s logits', (_kind, make) => {
+  const V = 5003;
+  const zs = Array.from({ length: V }, (_, i) => 3 * Math.sin(i * 0.37) + (i % 7 === 0 ? 2 : 0));
+  const Z = make(zs);
+  const z32 = Array.from(Float32Array.from(zs)); // the values the sampler sees
+  const group = (i: number): number => Math.floor(i / 128) % 8;
+  const grouped = (p: number[]): number[] => {
+    const g = new Array<number>(8).fill(0);
+    p.forEach((x, i) => (g[group(i)]! += x));
+    return g;
+  };
+  const counts = (out: Int32Array): number[] => {
+    const g = new Array<number>(8).fill(0);
+    for (const t of out) g[group(t)]!++;
+    return g;
+  };
+
+  it('temperature 0.8: group frequencies match softmax(z / T)', () => {
+    const out = native._sampleFromLogits(Z, { seed: 99, temperature: 0.8 }, { count: N });
+    expectDistribution(counts(out), grouped(softmax(z32, 0.8)));
+  });
+
+  it('a mask over every third id: masked ids never drawn, the rest renormalised', () => {
+    const allowed = Uint8Array.from({ length: V }, (_, i) => (i % 3 === 1 ? 1 : 0));
+    const out = native._sampleFromLogits(Z, { seed: 5 }, { count: N, allowed });
+    for (const t of out) expect(t % 3).toBe(1);
+    expectDistribution(counts(out), grouped(renormalize(softmax(z32), (i) => allowed[i] === 1)));
+  });
+
+  it('temperature 0 is the argmax', () => {
+    const best = z32.indexOf(Math.max(...z32));
+    expect(Array.from(native._sampleFromLogits(Z, { temperature: 0 }, { count: 3 }))).toEqual([best, best, best]);
+  });
+});
+
+it('float32 and float64 logits draw the same tokens on a 5003-token vocabulary (the float path only rounds differently)', () => {
+  const V = 5003;
+  const z = Float32Array.from({ length: V }, (_, i) => 3 * Math.sin(i * 0.37) + (i % 7 === 0 ? 2 : 0));
+  for (const params of [{ temperature: 1 }, { temperature: 0.7, topP: 0.9 }, { temperature: 1.3, topK: 50 }, { minP: 0.05 }]) {
+    const a = native._sampleFromLogits(z, { seed: 3, ...params }, { count: 5000 });
+    const b = native._sampleFromLogits(Float64Array.from(z), { seed: 3, ...params }, { count: 5000 });
+    let same = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+    expect(same / a.length, JSON.stringify(params)).toBeGreaterThan(0.999);
+  }
 });
