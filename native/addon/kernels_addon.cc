@@ -14,6 +14,7 @@
 //   _matmulKernelInfo() -> { avx512, threads (OpenMP), smallM, bf16Dot (on now), bf16DotCompiled }
 //   _matmulSetSmallM(m) -> previous value (forward: M below it uses the dot-product kernel)
 //   _matmulSetBf16Dot(on) -> previous value (opt-in bf16 x bf16 forward for BF16 weights, M >= smallM)
+//   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
 //   _memReadBandwidth(megabytes, passes) -> GB/s of reading a buffer of that size `passes` times,
 //     every OpenMP thread summing its own contiguous slice with vector loads (the buffer is
@@ -226,6 +227,11 @@ Napi::Value MatmulSetSerialStreamBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_serial_stream_bytes(intArg(info, 0, "bytes", 0)));
 }
 
+Napi::Value LoraKernelsSetEnabled(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "_loraKernels: on must be a boolean");
+  return Napi::Boolean::New(info.Env(), cpu::lora_kernels_set_enabled(info[0].As<Napi::Boolean>().Value()));
+}
+
 // Register-only fp32 FMA throughput: 24 independent accumulator chains per thread (enough to
 // cover the FMA latency on both pipes), every OpenMP thread at once.
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
@@ -333,6 +339,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_matmulKernelInfo", Napi::Function::New(env, MatmulKernelInfo, "_matmulKernelInfo"));
   exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
   exports.Set("_matmulSetSerialStreamBytes", Napi::Function::New(env, MatmulSetSerialStreamBytes, "_matmulSetSerialStreamBytes"));
+  exports.Set("_loraKernels", Napi::Function::New(env, LoraKernelsSetEnabled, "_loraKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
   exports.Set("_memReadBandwidth", Napi::Function::New(env, MemReadBandwidth, "_memReadBandwidth"));

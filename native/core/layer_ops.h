@@ -3,8 +3,10 @@
 // buffers, LoRA's y += scale * B (A dropout(x)) and its backward, row-wise RMSNorm, residual add.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "cpu/matmul_kernels.h"
 #include "rrec/buffer_pool.h"
 #include "rrec/model.h"
 #include "rrec/rng.h"
@@ -48,6 +50,24 @@ inline void rmsnormRows(Vec& out, Vec& rstd, const T* x, const std::vector<T>& w
   cpu::rmsnorm_forward(out.data(), rstd.data(), x, w.data(), M, C, eps, plusOne);
 }
 
+// The rank-specialised AVX-512 adapter kernels (cpu/lora_avx512.cc) serve the LoRA backward of
+// float models with rank 1, 2, 4, 8 or 16 on CPUs that have AVX-512; everything else (and the
+// forward, where they measured slower in place) takes the general products.
+template <typename T>
+inline bool loraKernels(int r) {
+  if constexpr (!std::is_same_v<T, float>) return false;
+  else return cpu::lora_kernels_available(r);
+}
+
+// B [out, r] -> B^T [r, out] (the adapter kernels want the r-row side contiguous)
+template <typename T>
+inline Buf<T> transposeB(const T* B, int out, int r) {
+  Buf<T> bt(static_cast<size_t>(out) * r);
+  for (int o = 0; o < out; o++)
+    for (int j = 0; j < r; j++) bt[static_cast<size_t>(j) * out + o] = B[static_cast<size_t>(o) * r + j];
+  return bt;
+}
+
 // Y[M, out] += scale * (dropout(X) @ A^T) @ B^T; keeps xa = dropout(X) @ A^T.
 template <typename T, typename Vec>
 inline void loraForward(T* Y, const T* X, int M, Adapter<T>& ad, int l, int m, Vec& xa, bool drop,
@@ -74,6 +94,31 @@ inline void loraBackward(T* dX, const T* X, const T* dY, int M, Adapter<T>& ad, 
                          bool drop, uint64_t seed) {
   const int in = ad.inFeatures(m), out = ad.outFeatures(m), r = ad.config().rank;
   const T s = ad.scale();
+  if constexpr (std::is_same_v<T, float>) {
+    if (loraKernels<T>(r)) {
+      const Buf<T> bt = transposeB(ad.B(l, m), out, r);
+      Buf<T> dxa(static_cast<size_t>(M) * r);
+      cpu::lora_project_avx512(dxa.data(), dY, bt.data(), M, out, r, s);  // s dY B
+      Buf<T> gbt(static_cast<size_t>(r) * out, T(0));
+      cpu::lora_grad_avx512(gbt.data(), xa.data(), dY, M, out, r, s);  // (s xa^T dY) = dB^T
+      T* gB = ad.gradB(l, m);
+      for (int o = 0; o < out; o++)
+        for (int j = 0; j < r; j++) gB[static_cast<size_t>(o) * r + j] += gbt[static_cast<size_t>(j) * out + o];
+      if (!drop) {
+        cpu::lora_grad_avx512(ad.gradA(l, m), dxa.data(), X, M, in, r, 1.0f);
+        cpu::lora_expand_avx512(dX, dxa.data(), ad.A(l, m), M, in, r, 1.0f);
+        return;
+      }
+      const double p = ad.config().dropout;
+      Buf<T> xd(static_cast<size_t>(M) * in);
+      for (int64_t i = 0; i < static_cast<int64_t>(xd.size()); i++) xd[i] = X[i] * dropoutScale<T>(seed, l, m, i, p);
+      cpu::lora_grad_avx512(ad.gradA(l, m), dxa.data(), xd.data(), M, in, r, 1.0f);
+      Buf<T> tmp(xd.size(), T(0));
+      cpu::lora_expand_avx512(tmp.data(), dxa.data(), ad.A(l, m), M, in, r, 1.0f);
+      for (int64_t i = 0; i < static_cast<int64_t>(tmp.size()); i++) dX[i] += tmp[i] * dropoutScale<T>(seed, l, m, i, p);
+      return;
+    }
+  }
   Buf<T> dxa(static_cast<size_t>(M) * r, T(0));
   cpu::matmul_backward_input(dxa.data(), dY, dense(ad.B(l, m), out, r), M);
   for (T& v : dxa) v *= s;

@@ -45,4 +45,18 @@ int matmul_avx512_set_serial_stream_bytes(int bytes);
 // has no AVX512_BF16. Returns the previous value.
 int matmul_avx512_set_bf16_dot(int on);
 
+// Low-rank adapter products (lora_avx512.cc), float, rank r in {1, 2, 4, 8, 16}; row-major, no
+// padding. Each returns false, doing nothing, when it cannot run here (no AVX-512, another r);
+// the caller then uses the matmul_* products.
+// True when they run here for rank r (and have not been switched off).
+bool lora_kernels_available(int r);
+// Switches them off (false) or on again, for tests and benchmarks; returns the previous setting.
+bool lora_kernels_set_enabled(bool on);
+//   O[M, r]  = alpha X[M, K] W[r, K]^T
+bool lora_project_avx512(float* O, const float* X, const float* W, int M, int K, int r, float alpha);
+//   Y[M, K] += alpha P[M, r] W[r, K]
+bool lora_expand_avx512(float* Y, const float* P, const float* W, int M, int K, int r, float alpha);
+//   G[r, K] += alpha P[M, r]^T X[M, K]
+bool lora_grad_avx512(float* G, const float* P, const float* X, int M, int K, int r, float alpha);
+
 }  // namespace rrec::cpu
