@@ -36,6 +36,17 @@ inline T dropoutScale(uint64_t seed, int layer, int module, int64_t index, doubl
   return u < p ? T(0) : T(1.0 / (1.0 - p));
 }
 
+// A zeroed buffer of n elements, zeroed by every thread for large n (a single-threaded memset of
+// the [M, F] gradient of a 0.5B layer at 1024 rows, 20 MB, costs ~2 ms).
+template <typename T>
+inline Buf<T> zeros(size_t n) {
+  Buf<T> b(n);
+  T* p = b.data();
+#pragma omp parallel for simd schedule(static) if (n >= (size_t(1) << 16))
+  for (size_t i = 0; i < n; i++) p[i] = T(0);
+  return b;
+}
+
 template <typename T>
 inline void addInto(T* dst, const T* src, size_t n) {
 #pragma omp parallel for simd schedule(static)
@@ -141,6 +152,7 @@ inline void loraBackward(T* dX, const T* X, const T* dY, int M, Adapter<T>& ad, 
 
 }  // namespace layer_ops
 using layer_ops::addInto;
+using layer_ops::zeros;
 using layer_ops::dense;
 using layer_ops::dropoutScale;
 using layer_ops::loraBackward;

@@ -62,9 +62,10 @@ void layerForward(const Model<T>& model, int l, LayerActs<T>& A, const ForwardSt
   A.xin = x;
   // attention block
   rmsnormRows(A.n1, A.r1, A.xin.data(), L.attnNorm, M, C, c.rmsEps, c.normPlusOne);
-  A.q.assign(static_cast<size_t>(M) * Hq * D, T(0));
-  A.k.assign(static_cast<size_t>(M) * Hk * D, T(0));
-  A.v.assign(static_cast<size_t>(M) * Hk * D, T(0));
+  // buffers every element of which the next kernel writes are resized, not zeroed (see Buf)
+  A.q.resize(static_cast<size_t>(M) * Hq * D);
+  A.k.resize(static_cast<size_t>(M) * Hk * D);
+  A.v.resize(static_cast<size_t>(M) * Hk * D);
   T* qkv[3] = {A.q.data(), A.k.data(), A.v.data()};
   for (int m = kQ; m <= kV; m++) {
     cpu::matmul_forward(qkv[m], A.n1.data(), L.w[m], L.bias[m].empty() ? nullptr : L.bias[m].data(), M, false);
@@ -72,12 +73,12 @@ void layerForward(const Model<T>& model, int l, LayerActs<T>& A, const ForwardSt
   }
   cpu::rope_forward(A.q.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
   cpu::rope_forward(A.k.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
-  A.lse.assign(static_cast<size_t>(M) * Hq, T(0));
-  A.att.assign(static_cast<size_t>(M) * Hq * D, T(0));
+  A.lse.resize(static_cast<size_t>(M) * Hq);
+  A.att.resize(static_cast<size_t>(M) * Hq * D);
   const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
   cpu::attention_forward(A.att.data(), A.lse.data(), A.q.data(), A.k.data(), A.v.data(), st->seqOffsets.data(), S, Hq, Hk, D,
                          c.attnScale, c.attnSoftcap, window);
-  A.ao.assign(MC, T(0));
+  A.ao.resize(MC);
   cpu::matmul_forward(A.ao.data(), A.att.data(), L.w[kO], L.bias[kO].empty() ? nullptr : L.bias[kO].data(), M, false);
   if (adapter && adapter->has(l, kO)) loraForward(A.ao.data(), A.att.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
   A.xmid = A.xin;
@@ -91,15 +92,15 @@ void layerForward(const Model<T>& model, int l, LayerActs<T>& A, const ForwardSt
   // MLP block
   rmsnormRows(A.n2, A.r2, A.xmid.data(), L.mlpNorm, M, C, c.rmsEps, c.normPlusOne);
   const size_t MF = static_cast<size_t>(M) * F;
-  A.gate.assign(MF, T(0));
-  A.up.assign(MF, T(0));
+  A.gate.resize(MF);
+  A.up.resize(MF);
   cpu::matmul_forward(A.gate.data(), A.n2.data(), L.w[kGate], L.bias[kGate].empty() ? nullptr : L.bias[kGate].data(), M, false);
   if (adapter && adapter->has(l, kGate)) loraForward(A.gate.data(), A.n2.data(), M, *adapter, l, kGate, A.xa[kGate], st->dropout, st->seed);
   cpu::matmul_forward(A.up.data(), A.n2.data(), L.w[kUp], L.bias[kUp].empty() ? nullptr : L.bias[kUp].data(), M, false);
   if (adapter && adapter->has(l, kUp)) loraForward(A.up.data(), A.n2.data(), M, *adapter, l, kUp, A.xa[kUp], st->dropout, st->seed);
-  A.h.assign(MF, T(0));
+  A.h.resize(MF);
   cpu::gated_act_forward(A.h.data(), A.gate.data(), A.up.data(), static_cast<int64_t>(MF), act);
-  A.mo.assign(MC, T(0));
+  A.mo.resize(MC);
   cpu::matmul_forward(A.mo.data(), A.h.data(), L.w[kDown], L.bias[kDown].empty() ? nullptr : L.bias[kDown].data(), M, false);
   if (adapter && adapter->has(l, kDown)) loraForward(A.mo.data(), A.h.data(), M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
   x = A.xmid;
@@ -263,7 +264,7 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
   Buf<T> dxf(static_cast<size_t>(n) * C, T(0));
   cpu::rmsnorm_backward(dxf.data(), full ? gFinalNorm_ : static_cast<T*>(nullptr), dnf.data(), st->xf.data(), finalNorm_.data(),
                         st->rf.data(), n, C, c.normPlusOne);
-  Buf<T> dx(MC, T(0));
+  Buf<T> dx = zeros<T>(MC);
   for (int i = 0; i < n; i++) {
     T* d = &dx[static_cast<size_t>(st->targetRows[i]) * C];
     const T* s = &dxf[static_cast<size_t>(i) * C];
@@ -283,18 +284,21 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
       layerForward(*this, l, A, *st, adapter, xin);
     }
     // ---- MLP block: x_out = xmid + post(mo)
-    Buf<T> dmo(MC, T(0));
-    if (c.sandwichNorms)
-      cpu::rmsnorm_backward(dmo.data(), full ? L.gMlpPostNorm : static_cast<T*>(nullptr), dx.data(), A.mo.data(),
+    // d mo: dx itself, or through the post-norm (Gemma2); read only until dx is updated below
+    Buf<T> dmoPost;
+    const T* dmo = dx.data();
+    if (c.sandwichNorms) {
+      dmoPost = zeros<T>(MC);
+      cpu::rmsnorm_backward(dmoPost.data(), full ? L.gMlpPostNorm : static_cast<T*>(nullptr), dx.data(), A.mo.data(),
                             L.mlpPostNorm.data(), A.rp2.data(), M, C, c.normPlusOne);
-    else
-      dmo = dx;
-    Buf<T> dh(MF, T(0));
-    baseBackward(dh.data(), A.h.data(), dmo.data(), L, kDown);
-    if (adapter && adapter->has(l, kDown)) loraBackward(dh.data(), A.h.data(), dmo.data(), M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
+      dmo = dmoPost.data();
+    }
+    Buf<T> dh = zeros<T>(MF);
+    baseBackward(dh.data(), A.h.data(), dmo, L, kDown);
+    if (adapter && adapter->has(l, kDown)) loraBackward(dh.data(), A.h.data(), dmo, M, *adapter, l, kDown, A.xa[kDown], st->dropout, st->seed);
     Buf<T> dgate(MF), dup(MF);
     cpu::gated_act_backward(dgate.data(), dup.data(), dh.data(), A.gate.data(), A.up.data(), static_cast<int64_t>(MF), act);
-    Buf<T> dn2(MC, T(0));
+    Buf<T> dn2 = zeros<T>(MC);
     baseBackward(dn2.data(), A.n2.data(), dgate.data(), L, kGate);
     if (adapter && adapter->has(l, kGate)) loraBackward(dn2.data(), A.n2.data(), dgate.data(), M, *adapter, l, kGate, A.xa[kGate], st->dropout, st->seed);
     baseBackward(dn2.data(), A.n2.data(), dup.data(), L, kUp);
@@ -303,22 +307,24 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
     cpu::rmsnorm_backward(dx.data(), full ? L.gMlpNorm : static_cast<T*>(nullptr), dn2.data(), A.xmid.data(), L.mlpNorm.data(),
                           A.r2.data(), M, C, c.normPlusOne);
     // ---- attention block: xmid = xin + post(ao)
-    Buf<T> dao(MC, T(0));
-    if (c.sandwichNorms)
-      cpu::rmsnorm_backward(dao.data(), full ? L.gAttnPostNorm : static_cast<T*>(nullptr), dx.data(), A.ao.data(),
+    Buf<T> daoPost;
+    const T* dao = dx.data();
+    if (c.sandwichNorms) {
+      daoPost = zeros<T>(MC);
+      cpu::rmsnorm_backward(daoPost.data(), full ? L.gAttnPostNorm : static_cast<T*>(nullptr), dx.data(), A.ao.data(),
                             L.attnPostNorm.data(), A.rp1.data(), M, C, c.normPlusOne);
-    else
-      dao = dx;
-    Buf<T> datt(static_cast<size_t>(M) * Hq * D, T(0));
-    baseBackward(datt.data(), A.att.data(), dao.data(), L, kO);
-    if (adapter && adapter->has(l, kO)) loraBackward(datt.data(), A.att.data(), dao.data(), M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
-    Buf<T> dq(A.q.size(), T(0)), dk(A.k.size(), T(0)), dv(A.v.size(), T(0));
+      dao = daoPost.data();
+    }
+    Buf<T> datt = zeros<T>(static_cast<size_t>(M) * Hq * D);
+    baseBackward(datt.data(), A.att.data(), dao, L, kO);
+    if (adapter && adapter->has(l, kO)) loraBackward(datt.data(), A.att.data(), dao, M, *adapter, l, kO, A.xa[kO], st->dropout, st->seed);
+    Buf<T> dq = zeros<T>(A.q.size()), dk = zeros<T>(A.k.size()), dv = zeros<T>(A.v.size());
     const int window = c.layerIsSliding(l) ? c.slidingWindow : 0;
     cpu::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), A.lse.data(), A.q.data(), A.k.data(), A.v.data(),
                             st->seqOffsets.data(), S, Hq, Hk, D, c.attnScale, c.attnSoftcap, window);
     cpu::rope_backward(dq.data(), st->positions.data(), M, Hq, D, c.ropeTheta);
     cpu::rope_backward(dk.data(), st->positions.data(), M, Hk, D, c.ropeTheta);
-    Buf<T> dn1(MC, T(0));
+    Buf<T> dn1 = zeros<T>(MC);
     const T* dqkv[3] = {dq.data(), dk.data(), dv.data()};
     for (int m = kQ; m <= kV; m++) {
       baseBackward(dn1.data(), A.n1.data(), dqkv[m], L, m);

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fast_exp.h"
 #include "ops.h"
 
 namespace rrec::cpu {
@@ -113,7 +114,7 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
           T sum = 0;
           for (int j = lo; j < hi; j++) {
             T& p = row[j - lo];
-            p = visible(i, j, window) ? std::exp(p - mx) : T(0);
+            p = visible(i, j, window) ? expT(p - mx) : T(0);
             sum += p;
           }
           const T inv = T(1) / sum;
@@ -181,7 +182,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const 
                 arow[j] = t;  // kept for the cap's derivative below
                 c = T(softcap) * t;
               }
-              prow[j] = visible(i, lo + j, window) ? std::exp(c - rowLse) : T(0);
+              prow[j] = visible(i, lo + j, window) ? expT(c - rowLse) : T(0);
               pdp += prow[j] * drow[j];
             }
             for (int j = 0; j < nk; j++) {

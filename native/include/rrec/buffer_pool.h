@@ -5,6 +5,9 @@
 // faults, not arithmetic, the largest cost of a training step.
 #pragma once
 #include <cstddef>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace rrec {
@@ -34,6 +37,17 @@ struct PoolAllocator {
     const size_t bytes = n * sizeof(T);
     if (bytes < kPoolMinBytes) ::operator delete(p);
     else poolRelease(p, bytes);
+  }
+  // Default-initialisation: Buf<T> b(n) and b.resize(n) leave new floats unset instead of zeroing
+  // them (single-threaded memsets of every activation cost ~5 ms per forward of a 0.5B layer at
+  // 4 x 256 tokens); Buf<T> b(n, T(0)) and assign(n, T(0)) still zero.
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
   template <typename U>
   bool operator==(const PoolAllocator<U>&) const noexcept { return true; }
