@@ -45,6 +45,7 @@ void setParamValues(Param<T>& p, const std::vector<double>& values, Napi::Env en
   if (values.size() != p.numel)
     throw Napi::Error::New(env, "parameter \"" + p.name + "\" has " + std::to_string(p.numel) + " values, got " + std::to_string(values.size()));
   for (size_t i = 0; i < p.numel; i++) p.value[i] = static_cast<T>(values[i]);
+  refreshBf16Copy(p);
 }
 
 enum class ParamOp { List, Value, Grad, Set };

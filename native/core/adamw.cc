@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "rrec/errors.h"
+#include "rrec/model.h"
 
 namespace rrec {
 
@@ -54,6 +55,7 @@ double AdamW<T>::step(const AdamWHyper& h) {
       const T denom = std::sqrt(v[i]) / static_cast<T>(bc2sqrt) + static_cast<T>(h.eps);
       p.value[i] -= static_cast<T>(stepSize) * m[i] / denom;
     }
+    refreshBf16Copy(p);
   }
   return norm;
 }

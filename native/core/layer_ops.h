@@ -49,7 +49,7 @@ inline Buf<T> zeros(size_t n) {
 
 template <typename T>
 inline void addInto(T* dst, const T* src, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= (size_t(1) << 15))
   for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 

@@ -1,9 +1,12 @@
 // Model<T>::load: config.json + safetensors -> weights, every tensor checked against the config.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <type_traits>
 
+#include "cpu/matmul_kernels.h"
+#include "rrec/dtype.h"
 #include "rrec/errors.h"
 #include "rrec/model.h"
 
@@ -143,8 +146,44 @@ std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetu
   for (Layer& L : m->layers_)
     for (cpu::Mat& w : L.w) w.bf16Products = bf16Products;
   m->lmHead_.bf16Products = bf16Products;  // the embedding lookup is no product
+  if (fullFinetune && bf16Products) m->makeBf16Copies();
   return m;
 }
+
+// Full fine-tune keeps f32 master copies of the weights, which the bf16 kernels cannot multiply
+// (they read bf16 weights). With bf16 products on a CPU that has them, each decoder projection
+// gets a bf16 copy that its Mat points to (as a LoRA model multiplies the stored bf16 weights);
+// AdamW and setParam keep the copy in step with the master (Param::bf16Copy). The embedding and
+// the LM head stay f32. Elsewhere (no AVX512_BF16, an odd width, float64) nothing changes:
+// bf16 products promise the f32 results where they cannot run.
+template <typename T>
+void Model<T>::makeBf16Copies() {
+  if constexpr (std::is_same_v<T, float>) {
+    if (!cpu::matmul_avx512_bf16()) return;
+    for (Layer& L : layers_)
+      for (cpu::Mat& w : L.w) {
+        if (w.dtype != DType::F32 || w.cols % 2 != 0) continue;
+        auto it = std::find_if(params_.begin(), params_.end(), [&](const Param<T>& p) { return p.value == w.data; });
+        if (it == params_.end()) continue;
+        ownedBf16_.push_back(std::make_unique<std::vector<uint16_t>>(it->numel));
+        it->bf16Copy = ownedBf16_.back()->data();
+        refreshBf16Copy(*it);
+        w.data = it->bf16Copy;
+        w.dtype = DType::BF16;
+      }
+  }
+}
+
+template <typename T>
+void refreshBf16Copy(Param<T>& p) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (!p.bf16Copy) return;
+#pragma omp parallel for schedule(static) if (p.numel >= (size_t(1) << 16))
+    for (size_t i = 0; i < p.numel; i++) p.bf16Copy[i] = f32ToBf16(p.value[i]);
+  }
+}
+template void refreshBf16Copy<float>(Param<float>&);
+template void refreshBf16Copy<double>(Param<double>&);
 
 template <typename T>
 Model<T>::~Model() = default;

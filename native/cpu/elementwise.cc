@@ -39,14 +39,16 @@ inline void gelu_tanh_and_grad(T x, T& value, T& grad) {
 }  // namespace
 
 // The activation is chosen outside the loops so that each loop body is branch-free and
-// vectorises (fast_exp.h).
+// vectorises (fast_exp.h). Below kParallelElems elements (decode: one row of 4864) the loops run
+// on the calling thread: a parallel region costs more than the work.
+constexpr int64_t kParallelElems = 1 << 15;
 template <typename T>
 void gated_act_forward(T* h, const T* gate, const T* up, int64_t n, Act act) {
   if (act == Act::SiLU) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
     for (int64_t i = 0; i < n; i++) h[i] = silu(gate[i]) * up[i];
   } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
     for (int64_t i = 0; i < n; i++) h[i] = gelu_tanh(gate[i]) * up[i];
   }
 }
@@ -54,7 +56,7 @@ void gated_act_forward(T* h, const T* gate, const T* up, int64_t n, Act act) {
 template <typename T>
 void gated_act_backward(T* dgate, T* dup, const T* dh, const T* gate, const T* up, int64_t n, Act act) {
   if (act == Act::SiLU) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
     for (int64_t i = 0; i < n; i++) {
       T a, da;
       silu_and_grad(gate[i], a, da);
@@ -62,7 +64,7 @@ void gated_act_backward(T* dgate, T* dup, const T* dh, const T* gate, const T* u
       dup[i] = dh[i] * a;
     }
   } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
     for (int64_t i = 0; i < n; i++) {
       T a, da;
       gelu_tanh_and_grad(gate[i], a, da);

@@ -6,9 +6,13 @@
 
 namespace rrec::cpu {
 
+// Row loops run on the calling thread below this many elements: at decode sizes (one row of 896)
+// a parallel region costs more than the work, and single-sequence decode opens ~15 per layer.
+constexpr int64_t kParallelElems = 1 << 15;
+
 template <typename T>
 void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int M, int C, double eps, bool plusOne) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(M) * C >= kParallelElems)
   for (int m = 0; m < M; m++) {
     const T* x = inp + static_cast<size_t>(m) * C;
     T* y = out + static_cast<size_t>(m) * C;
@@ -26,7 +30,7 @@ void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* weight, int M, int 
 template <typename T>
 void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T* weight, const T* rstd, int M, int C,
                       bool plusOne) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(M) * C >= kParallelElems)
   for (int m = 0; m < M; m++) {
     const T* x = inp + static_cast<size_t>(m) * C;
     const T* dy = dout + static_cast<size_t>(m) * C;
@@ -38,7 +42,7 @@ void rmsnorm_backward(T* dinp, T* dweight, const T* dout, const T* inp, const T*
     for (int c = 0; c < C; c++) dx[c] += r * (plusOne ? T(1) + weight[c] : weight[c]) * dy[c] - x[c] * k;
   }
   if (dweight) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(M) * C >= kParallelElems)
     for (int c = 0; c < C; c++) {
       T s = 0;
       for (int m = 0; m < M; m++) s += dout[static_cast<size_t>(m) * C + c] * inp[static_cast<size_t>(m) * C + c] * rstd[m];
@@ -57,7 +61,7 @@ void rope_rotate(T* x, const int32_t* pos, int M, int H, int D, double theta, T 
   std::vector<float> invFreq(half);
   for (int i = 0; i < half; i++)
     invFreq[i] = 1.0f / static_cast<float>(std::pow(theta, static_cast<double>(static_cast<float>(2 * i) / static_cast<float>(D))));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(M) * H * D >= kParallelElems)
   for (int m = 0; m < M; m++) {
     std::vector<T> cs(half), sn(half);
     for (int i = 0; i < half; i++) {

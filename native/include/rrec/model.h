@@ -31,7 +31,14 @@ struct Param {
   T* value = nullptr;
   T* grad = nullptr;
   size_t numel = 0;
+  // Full fine-tune with bf16 products: a bf16 copy of value (round to nearest even) that the
+  // projections multiply; whoever writes value (AdamW::step, setParam) refreshes it. Null otherwise.
+  uint16_t* bf16Copy = nullptr;
 };
+
+// value -> bf16Copy for elements [0, numel), when the parameter has a copy
+template <typename T>
+void refreshBf16Copy(Param<T>& p);
 
 struct LoraConfig {
   int rank = 8;
@@ -170,6 +177,8 @@ class Model {
   T *gEmbed_ = nullptr, *gLmHead_ = nullptr, *gFinalNorm_ = nullptr;
   T embedScale_ = 1;
   std::vector<std::unique_ptr<std::vector<T>>> owned_;  // converted weights and full fine-tune grads
+  std::vector<std::unique_ptr<std::vector<uint16_t>>> ownedBf16_;  // Param::bf16Copy buffers
+  void makeBf16Copies();
   std::vector<Param<T>> params_;
   std::mutex mutex_;
 
