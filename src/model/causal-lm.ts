@@ -19,9 +19,11 @@ export interface LoadOptions {
    * 'bf16': activations (and backward's gradients) are rounded to bf16 and multiplied with
    * AVX512_BF16 dot products, about twice as fast, as PyTorch's bf16 matmuls compute; each product
    * is then within ~2^-9 of its row's magnitude (test/kernels/matmul.test.ts bounds it by 4e-3).
-   * Applies to the decoder projections and the LM head (the log-softmax stays f32). Without the
-   * AVX512_BF16 kernels (features().matmulKernels) or with f32 weights, 'bf16' computes exactly
-   * what 'fp32' does.
+   * Applies to the decoder projections and the LM head (the log-softmax stays f32). With
+   * fullFinetune the projections multiply bf16 copies of the f32 master weights, which every
+   * optimizer step and setParam refresh (the LM head and embedding stay f32). Without the
+   * AVX512_BF16 kernels (features().matmulKernels) or with f32 weights in LoRA mode, 'bf16'
+   * computes exactly what 'fp32' does.
    */
   matmulPrecision?: MatmulPrecision;
 }
