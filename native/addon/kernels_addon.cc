@@ -5,7 +5,7 @@
 //
 //   _matmulForward(out, inp, w, dtype, M, K, N, bias|null, accumulate, impl?, reps?)
 //   _matmulBackwardInput(dinp, dout, w, dtype, M, K, N, impl?, reps?)
-//   _matmulBackwardWeight(dweight|null, dbias|null, dout, inp, M, K, N, impl?, reps?)
+//   _matmulBackwardWeight(dweight|null, dbias|null, dout, inp, M, K, N, impl?, reps?, bf16Products?)
 // out/inp/... are Float32Array (T = float) or Float64Array (T = double, dtype must be "F64");
 // w is a Uint8Array over the stored weight bytes [N, K] (any byteOffset: tests pass unaligned
 // views), dtype "F32" | "BF16" | "F16" | "F64", or "BF16_PRODUCTS" (BF16 with Mat::bf16Products). impl: "auto" (what the model uses), "generic"
@@ -182,15 +182,16 @@ double backwardWeightT(const Napi::CallbackInfo& info, int M, int K, int N) {
   const T* inp = floats<T>(info[3], static_cast<size_t>(M) * K, "inp");
   const Impl impl = implArg(info, 7);
   const int reps = repsArg(info, 8);
+  const bool bf16 = info.Length() > 9 && info[9].IsBoolean() && info[9].As<Napi::Boolean>().Value();
   return timed(reps, [&] {
     if constexpr (std::is_same_v<T, float>) {
       if (impl == Impl::Avx512) {
-        cpu::matmul_backward_weight_avx512(dw, db, dout, inp, M, K, N);
+        cpu::matmul_backward_weight_avx512(dw, db, dout, inp, M, K, N, bf16);
         return;
       }
     }
     if (impl == Impl::Generic) cpu::matmul_backward_weight_generic<T>(dw, db, dout, inp, M, K, N);
-    else cpu::matmul_backward_weight<T>(dw, db, dout, inp, M, K, N);
+    else cpu::matmul_backward_weight<T>(dw, db, dout, inp, M, K, N, bf16);
   });
 }
 

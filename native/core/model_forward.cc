@@ -273,7 +273,10 @@ void Model<T>::backward(ForwardPass<T>& pass, const double* dlogp, int nIn) {
 
   auto baseBackward = [&](T* dX, const T* X, const T* dY, const Layer& L, int m) {
     cpu::matmul_backward_input(dX, dY, L.w[m], M);
-    if (full) cpu::matmul_backward_weight(L.gw[m], L.gbias[m], dY, X, M, L.w[m].cols, L.w[m].rows);
+    // bf16 products where the projection multiplies a bf16 copy of its master (Model::makeBf16Copies)
+    if (full)
+      cpu::matmul_backward_weight(L.gw[m], L.gbias[m], dY, X, M, L.w[m].cols, L.w[m].rows,
+                                  L.w[m].bf16Products && L.w[m].dtype == DType::BF16);
   };
 
   for (int l = c.layers - 1; l >= 0; l--) {

@@ -173,9 +173,9 @@ void matmul_backward_input(T* dinp, const T* dout, const Mat& w, int M) {
 }
 
 template <typename T>
-void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N) {
+void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N, bool bf16Products) {
   if constexpr (std::is_same_v<T, float>)
-    if (matmul_backward_weight_avx512(dweight, dbias, dout, inp, M, K, N)) return;
+    if (matmul_backward_weight_avx512(dweight, dbias, dout, inp, M, K, N, bf16Products)) return;
   matmul_backward_weight_generic(dweight, dbias, dout, inp, M, K, N);
 }
 
@@ -193,7 +193,7 @@ template void matmul_forward<float>(float*, const float*, const Mat&, const floa
 template void matmul_forward<double>(double*, const double*, const Mat&, const double*, int, bool);
 template void matmul_backward_input<float>(float*, const float*, const Mat&, int);
 template void matmul_backward_input<double>(double*, const double*, const Mat&, int);
-template void matmul_backward_weight<float>(float*, float*, const float*, const float*, int, int, int);
-template void matmul_backward_weight<double>(double*, double*, const double*, const double*, int, int, int);
+template void matmul_backward_weight<float>(float*, float*, const float*, const float*, int, int, int, bool);
+template void matmul_backward_weight<double>(double*, double*, const double*, const double*, int, int, int, bool);
 
 }  // namespace rrec::cpu

@@ -142,7 +142,7 @@ struct Scratch {
     return p;
   }
 };
-thread_local Scratch tlsA, tlsB;
+thread_local Scratch tlsA, tlsB, tlsC;
 
 // ---- the GEMM microkernel
 // C[i*ldc + j] (=|+=) sum_{r<kc} A[r*lda + i] * B[r*ldb + j] (+ bias[j]) for i < MR, j < NV*16,
@@ -766,6 +766,58 @@ void backwardWeight(float* dW, const float* dout, const float* inp, int M, int K
   });
 }
 
+// ---- backward weight with bf16 products: the reduction over m runs in pairs (vdpbf16ps), so
+// both operands are packed as 32-bit words holding the bf16 values of rows 2p and 2p + 1 of dout
+// (A) and of inp (B) at one column (low half first; a missing row M is 0), rounded to nearest even.
+// words[c] for c < width = pair of src[(2p) * lds + col0 + c] and src[(2p + 1) * lds + col0 + c].
+void pairWordsF32(uint32_t* words, const float* src, long lds, int M, int p, int col0, int width) {
+  const float* lo = src + static_cast<size_t>(2 * p) * lds + col0;
+  const float* hi = 2 * p + 1 < M ? lo + lds : nullptr;
+  for (int c = 0; c < width; c += 16) {
+    const __mmask16 m = tailMask(width - c);
+    const __m256i l = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo + c));
+    const __m256i h = hi ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, hi + c)) : _mm256_setzero_si256();
+    const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32(l), _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    _mm512_mask_storeu_epi32(words + c, m, w);
+  }
+}
+
+// A(n, p) for n in [n0, n1), pair steps p in [r0, r0 + rc), into the kMR-row chunks gemmPacked
+// reads (chunk i at ap + i*rc*kMR, rows past n1 zero): row pairs of dout read in order, each once.
+void packColPairsAll(float* ap, const float* dout, int N, int M, int n0, int n1, int r0, int rc) {
+  const int chunks = (n1 - n0 + kMR - 1) / kMR;
+  uint32_t* words = reinterpret_cast<uint32_t*>(tlsC.get(static_cast<size_t>(n1 - n0) + 16));
+  uint32_t* a = reinterpret_cast<uint32_t*>(ap);
+  for (int r = 0; r < rc; r++) {
+    pairWordsF32(words, dout, N, M, r0 + r, n0, n1 - n0);
+    for (int i = 0; i < chunks; i++) {
+      const int nr = std::min(kMR, n1 - n0 - i * kMR);
+      uint32_t* d = a + static_cast<size_t>(i) * rc * kMR + static_cast<size_t>(r) * kMR;
+      for (int j = 0; j < nr; j++) d[j] = words[i * kMR + j];
+      for (int j = nr; j < kMR; j++) d[j] = 0;
+    }
+  }
+}
+
+void backwardWeightBf16Dot(float* dW, const float* dout, const float* inp, int M, int K, int N) {
+  const int M2 = (M + 1) / 2;
+  forEachOutputTile(N, K, double(M) * N * K, [&](int n0, int n1, int k0, int k1) {
+    gemmPacked<true>(
+        dW, K, n0, n1, k0, k1, M2,
+        [&](float* ap, int n, int, int r0, int rc) {
+          if (n == n0) packColPairsAll(ap, dout, N, M, n0, n1, r0, rc);  // first chunk: all
+        },
+        [&](float* bp, int k, int w, int r0, int rc) {
+          uint32_t* b = reinterpret_cast<uint32_t*>(bp);
+          for (int r = 0; r < rc; r++) {
+            pairWordsF32(b + static_cast<size_t>(r) * kNR, inp, K, M, r0 + r, k, w);
+            for (int j = w; j < kNR; j++) b[static_cast<size_t>(r) * kNR + j] = 0;
+          }
+        },
+        true, nullptr);
+  });
+}
+
 // ---- backward input for decode-sized M (M <= kSmallBwdM): a GEMV-like sweep of W
 // dinp[m, k-block] stays in registers (kBigNV/M vectors per row) for the whole reduction over the
 // N rows of W, which are read in place, each element once: packing W would double the traffic of
@@ -903,10 +955,13 @@ bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, 
 }
 
 bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K,
-                                   int N) {
+                                   int N, bool bf16Products) {
   if (!gCpuAvx512) return false;
   if (M <= 0 || N <= 0) return true;
-  if (dweight && K > 0) backwardWeight(dweight, dout, inp, M, K, N);
+  if (dweight && K > 0) {
+    if (bf16Products && gCpuBf16 && M >= 2) backwardWeightBf16Dot(dweight, dout, inp, M, K, N);
+    else backwardWeight(dweight, dout, inp, M, K, N);
+  }
   if (dbias) {
 #pragma omp parallel for schedule(static) if (double(M) * N >= kSerialWork)
     for (int n0 = 0; n0 < N; n0 += 256) {
@@ -931,7 +986,7 @@ int matmul_avx512_set_serial_stream_bytes(int) { return 0; }
 int matmul_avx512_set_bf16_dot(int) { return 0; }
 bool matmul_forward_avx512(float*, const float*, const Mat&, const float*, int, bool) { return false; }
 bool matmul_backward_input_avx512(float*, const float*, const Mat&, int) { return false; }
-bool matmul_backward_weight_avx512(float*, float*, const float*, const float*, int, int, int) { return false; }
+bool matmul_backward_weight_avx512(float*, float*, const float*, const float*, int, int, int, bool) { return false; }
 
 #endif
 

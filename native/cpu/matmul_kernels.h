@@ -28,7 +28,7 @@ bool matmul_avx512_bf16();
 bool matmul_forward_avx512(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate);
 bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, int M);
 bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K,
-                                   int N);
+                                   int N, bool bf16Products = false);
 
 // Tuning knobs of the AVX-512 forward, for benchmarks: below smallM rows the forward uses
 // K-vectorised dot products straight from W (no packing; decode), from smallM on it packs W into

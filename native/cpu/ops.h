@@ -30,9 +30,12 @@ void matmul_forward(T* out, const T* inp, const Mat& w, const T* bias, int M, bo
 // dinp[M,K] += dout[M,N] @ W
 template <typename T>
 void matmul_backward_input(T* dinp, const T* dout, const Mat& w, int M);
-// dweight[N,K] += dout[M,N]^T @ inp[M,K];  dbias[N] += sum_m dout[m,:]  (either may be null)
+// dweight[N,K] += dout[M,N]^T @ inp[M,K];  dbias[N] += sum_m dout[m,:]  (either may be null).
+// bf16Products: round dout and inp to bf16 and sum products of pairs in f32 (AVX512_BF16, as the
+// forward's Mat::bf16Products; full fine-tune with matmulPrecision bf16); ignored where the CPU
+// has no AVX512_BF16 (f32 results) and for double.
 template <typename T>
-void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N);
+void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N, bool bf16Products = false);
 
 // y = x / rms(x) * g, rms(x) = sqrt(mean(x^2) + eps), g = w or (1 + w) (Gemma). rstd[M] kept for backward.
 template <typename T>

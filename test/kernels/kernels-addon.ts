@@ -18,10 +18,10 @@ export interface KernelExports {
     dinp: Floats, dout: Floats, w: Uint8Array, dtype: WeightDtype, M: number, K: number, N: number,
     impl?: KernelImpl, reps?: number,
   ): number;
-  /** dweight[N,K] += dout^T @ inp; dbias[N] += column sums of dout (either may be null). */
+  /** dweight[N,K] += dout^T @ inp; dbias[N] += column sums of dout (either may be null); bf16Products: dout and inp rounded to bf16 (AVX512_BF16). */
   _matmulBackwardWeight(
     dweight: Floats | null, dbias: Floats | null, dout: Floats, inp: Floats, M: number, K: number, N: number,
-    impl?: KernelImpl, reps?: number,
+    impl?: KernelImpl, reps?: number, bf16Products?: boolean,
   ): number;
   /** threads: what the kernels' OpenMP regions use (OMP_NUM_THREADS, else every core). */
   _matmulKernelInfo(): { avx512: boolean; threads: number; smallM: number; bf16Dot: boolean; bf16DotCompiled: boolean };

@@ -320,6 +320,40 @@ describe('matmul kernels against a float64 reference', () => {
     }
   });
 
+  it.skipIf(!info.bf16DotCompiled)('bf16 products in backward-weight (full fine-tune): within bf16 rounding of both operands', () => {
+    // dout and inp both rounded to bf16: each product within ~2^-8 of itself, so the sum within
+    // 8e-3 of the sum of |products| (with f32 rounding). Odd M leaves the last pair half empty;
+    // M = 601 takes two reduction passes (256 pairs each); N and K leave tails of every tile.
+    for (const [M, K, N] of [[64, 70, 30], [7, 33, 13], [601, 40, 25], [130, 100, 531]] as const) {
+      const next = rng(11 * M + 3 * K + N);
+      const dout = randF32(M * N, next);
+      const inp = randF32(M * K, next);
+      const dw0 = randF32(N * K, next);
+      const dw = Float32Array.from(dw0);
+      const db = new Float32Array(N);
+      addon._matmulBackwardWeight(dw, db, dout, inp, M, K, N, 'auto', 1, true);
+      let worst = 0, worstBias = 0;
+      for (let n = 0; n < N; n++) {
+        let bs = 0;
+        for (let m = 0; m < M; m++) bs += dout[m * N + n]!;
+        worstBias = Math.max(worstBias, Math.abs(db[n]! - bs));
+        for (let k = 0; k < K; k++) {
+          let s = dw0[n * K + k]!, a = Math.abs(s);
+          for (let m = 0; m < M; m++) {
+            const p = dout[m * N + n]! * inp[m * K + k]!;
+            s += p;
+            a += Math.abs(p);
+          }
+          worst = Math.max(worst, Math.abs(dw[n * K + k]! - s) / a);
+        }
+      }
+      const what = `M=${M} K=${K} N=${N}`;
+      expect(worst, `backward-weight ${what}`).toBeLessThanOrEqual(8e-3);
+      expect(worst, `backward-weight ${what} rounded (bf16 path ran)`).toBeGreaterThan(1e-6);
+      expect(worstBias, `bias ${what} stays f32`).toBeLessThan(1e-4);
+    }
+  });
+
   it('the double build (F64 weights, Float64Array activations) matches to 1e-12', () => {
     const [M, K, N] = [5, 33, 17];
     const next = rng(99);
