@@ -14,6 +14,8 @@
 //   _matmulKernelInfo() -> { avx512, threads (OpenMP), smallM, bf16Dot (on now), bf16DotCompiled }
 //   _matmulSetSmallM(m) -> previous value (forward: M below it uses the dot-product kernel)
 //   _matmulSetBf16Dot(on) -> previous value (opt-in bf16 x bf16 forward for BF16 weights, M >= smallM)
+//   _matmulSetSerialStreamBytes(bytes) -> previous value (the dot kernels split W between threads
+//     from this many bytes of W on; default 65536)
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
 //   _memReadBandwidth(megabytes, passes) -> GB/s of reading a buffer of that size `passes` times,

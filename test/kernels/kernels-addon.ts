@@ -29,6 +29,8 @@ export interface KernelExports {
   _matmulSetBf16Dot(on: boolean): boolean;
   /** Forward: M below smallM uses the dot-product kernel. Returns the previous value. */
   _matmulSetSmallM(smallM: number): number;
+  /** The dot kernels split W between threads from this many bytes of W on (default 65536). Returns the previous value. */
+  _matmulSetSerialStreamBytes(bytes: number): number;
   /** GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread for `seconds`. */
   _fmaPeak(seconds: number): number;
 }

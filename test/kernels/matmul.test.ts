@@ -354,6 +354,28 @@ describe('matmul kernels against a float64 reference', () => {
     }
   });
 
+  it('decode-sized products give the same bits on one thread and split between threads', () => {
+    // The dot kernels split W between threads from 64 KiB of W (kernel default); a 1 GiB threshold
+    // keeps every product here on one thread. Each output element is one thread's sum in a fixed
+    // order, so the split must not change a bit.
+    for (const dtype of ['F32', 'BF16', 'BF16_PRODUCTS'] as const)
+      for (const [M, K, N] of [[1, 896, 128], [1, 896, 300], [3, 130, 257], [16, 64, 900]] as const) {
+        const next = rng(M * 131 + K + N);
+        const W = makeWeights(N, K, dtype === 'F32' ? 'F32' : 'BF16', 2, next);
+        const inp = randF32(M * K, next);
+        const split = new Float32Array(M * N);
+        const serial = new Float32Array(M * N);
+        addon._matmulForward(split, inp, W.bytes, dtype, M, K, N, null, false, 'auto');
+        const prev = addon._matmulSetSerialStreamBytes(1 << 30);
+        try {
+          addon._matmulForward(serial, inp, W.bytes, dtype, M, K, N, null, false, 'auto');
+        } finally {
+          addon._matmulSetSerialStreamBytes(prev);
+        }
+        expect(Array.from(split), `${dtype} M=${M} K=${K} N=${N}`).toEqual(Array.from(serial));
+      }
+  });
+
   it('the double build (F64 weights, Float64Array activations) matches to 1e-12', () => {
     const [M, K, N] = [5, 33, 17];
     const next = rng(99);
