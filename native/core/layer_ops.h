@@ -63,7 +63,7 @@ inline void rmsnormRows(Vec& out, Vec& rstd, const T* x, const std::vector<T>& w
 
 // The rank-specialised AVX-512 adapter kernels (cpu/lora_avx512.cc) serve the LoRA backward of
 // float models with rank 1, 2, 4, 8 or 16 on CPUs that have AVX-512; everything else (and the
-// forward, where they measured slower in place) takes the general products.
+// forward, where they measured no faster in place) takes the general products.
 template <typename T>
 inline bool loraKernels(int r) {
   if constexpr (!std::is_same_v<T, float>) return false;
