@@ -28,14 +28,15 @@ inline float expNonPositive(float x) {
 }
 constexpr int kLanes = 16;  // independent partial results, so that GCC vectorises the loops
 
-double maxOf(const double* w, int V) {
-  double m[kLanes];
-  for (double& x : m) x = -INFINITY;
+template <typename F>
+F maxOf(const F* w, int V) {
+  F m[kLanes];
+  for (F& x : m) x = -INFINITY;
   int v = 0;
   for (; v + kLanes <= V; v += kLanes)
     for (int j = 0; j < kLanes; j++) m[j] = w[v + j] > m[j] ? w[v + j] : m[j];
-  double mx = -INFINITY;
-  for (double x : m) mx = std::max(mx, x);
+  F mx = -INFINITY;
+  for (F x : m) mx = std::max(mx, x);
   for (; v < V; v++) mx = std::max(mx, w[v]);
   return mx;
 }
@@ -59,17 +60,11 @@ double sumOf(const double* w, int lo, int hi) {
 // by ~1e-7 relative in the sum.
 template <>
 double logSumExp<float>(const float* z, int V) {
-  float m[kLanes];
-  for (float& x : m) x = -INFINITY;
-  int v = 0;
-  for (; v + kLanes <= V; v += kLanes)
-    for (int j = 0; j < kLanes; j++) m[j] = z[v + j] > m[j] ? z[v + j] : m[j];
-  float mx = -INFINITY;
-  for (float x : m) mx = std::max(mx, x);
-  for (int t = v; t < V; t++) mx = std::max(mx, z[t]);
+  const float mx = maxOf(z, V);
   if (mx == -INFINITY) return -INFINITY;
   double s[kLanes] = {};
-  for (v = 0; v + kLanes <= V; v += kLanes)
+  int v = 0;
+  for (; v + kLanes <= V; v += kLanes)
     for (int j = 0; j < kLanes; j++) s[j] += expNonPositive(z[v + j] - mx);
   double sum = 0;
   for (double x : s) sum += x;

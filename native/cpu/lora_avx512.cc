@@ -62,16 +62,7 @@ bool lora_kernels_available(int r) {
 
 namespace {
 
-inline __mmask16 tailMask(int n) { return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }
-
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
-  __m128 q = _mm512_castps512_ps128(v);
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  q = _mm_add_ss(q, _mm_movehdup_ps(q));
-  return _mm_cvtss_f32(q);
-}
+#include "avx512_lanes.h"  // hsum, tailMask (inside this anonymous namespace: see the header)
 
 // Work below this many multiply-adds stays on the calling thread (as in matmul_avx512.cc).
 constexpr double kSerialWork = 1 << 20;

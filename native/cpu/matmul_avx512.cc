@@ -114,17 +114,7 @@ struct LoadF16 {
   static __m512 ldm(const E* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
 };
 
-// Sum of the 16 lanes (_mm512_reduce_add_ps trips -Wuninitialized in GCC 12's headers).
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
-  __m128 q = _mm512_castps512_ps128(v);
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  q = _mm_add_ss(q, _mm_movehdup_ps(q));
-  return _mm_cvtss_f32(q);
-}
-
-inline __mmask16 tailMask(int n) { return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }
+#include "avx512_lanes.h"  // hsum, tailMask (inside this anonymous namespace: see the header)
 
 // ---- thread-local scratch that only grows (64-byte aligned)
 struct Scratch {
