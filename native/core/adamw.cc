@@ -2,7 +2,9 @@
 #include "rrec/adamw.h"
 
 #include <cmath>
+#include <type_traits>
 
+#include "rrec/dtype.h"
 #include "rrec/errors.h"
 #include "rrec/model.h"
 
@@ -46,6 +48,7 @@ double AdamW<T>::step(const AdamWHyper& h) {
     Param<T>& p = params_[pi];
     T* m = m_[pi].data();
     T* v = v_[pi].data();
+    uint16_t* copy = p.bf16Copy;  // full fine-tune with bf16 products: kept in step in the same pass
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < p.numel; i++) {
       const T g = p.grad[i] * static_cast<T>(clip);
@@ -54,8 +57,9 @@ double AdamW<T>::step(const AdamWHyper& h) {
       v[i] = v[i] * static_cast<T>(h.beta2) + g * g * static_cast<T>(1 - h.beta2);
       const T denom = std::sqrt(v[i]) / static_cast<T>(bc2sqrt) + static_cast<T>(h.eps);
       p.value[i] -= static_cast<T>(stepSize) * m[i] / denom;
+      if constexpr (std::is_same_v<T, float>)
+        if (copy) copy[i] = f32ToBf16(p.value[i]);
     }
-    refreshBf16Copy(p);
   }
   return norm;
 }

@@ -160,8 +160,10 @@ int32_t sampleToken(const T* z, int V, const SamplingParams& p, const int32_t* h
   // ---- inverse CDF in ascending id order: whole chunks of ids first (their sums are vectorised),
   // then the ids of the chunk where the running sum passes u * total. w >= 0 here.
   constexpr int kChunk = 1024;
+  std::vector<double>& chunkSum = s.chunkSum;  // sum of each chunk, reused by the scan below
+  chunkSum.resize(static_cast<size_t>((V + kChunk - 1) / kChunk));
   double total = 0;
-  for (int c = 0; c < V; c += kChunk) total += sumOf(w.data(), c, std::min(V, c + kChunk));
+  for (int c = 0; c < V; c += kChunk) total += chunkSum[c / kChunk] = sumOf(w.data(), c, std::min(V, c + kChunk));
   int last = V - 1;
   while (last >= 0 && w[last] <= 0) last--;
   if (last < 0) return 0;  // unreachable: the max token always survives
@@ -169,7 +171,7 @@ int32_t sampleToken(const T* z, int V, const SamplingParams& p, const int32_t* h
   double acc = 0;
   for (int c = 0; c < V; c += kChunk) {
     const int end = std::min(V, c + kChunk);
-    const double cs = sumOf(w.data(), c, end);
+    const double cs = chunkSum[c / kChunk];
     if (acc + cs <= target) {
       acc += cs;
       continue;

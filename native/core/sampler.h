@@ -31,6 +31,7 @@ struct SamplerScratch {
   std::vector<double> w;
   std::vector<uint8_t> mark;
   std::vector<int32_t> idx;
+  std::vector<double> chunkSum;
 };
 
 // Draws a token from z[V]. history = prompt + generated tokens so far (the first promptLen are the
