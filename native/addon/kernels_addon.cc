@@ -17,6 +17,7 @@
 //   _matmulSetSerialStreamBytes(bytes) -> previous value (the dot kernels split W between threads
 //     from this many bytes of W on; default 65536)
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
+//   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
 //   _memReadBandwidth(megabytes, passes) -> GB/s of reading a buffer of that size `passes` times,
 //     every OpenMP thread summing its own contiguous slice with vector loads (the buffer is
@@ -31,6 +32,7 @@
 #include <string>
 
 #include "cpu/matmul_kernels.h"
+#include "cpu/ops.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -235,6 +237,12 @@ Napi::Value LoraKernelsSetEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), cpu::lora_kernels_set_enabled(info[0].As<Napi::Boolean>().Value()));
 }
 
+Napi::Value AttentionKernelsSetEnabled(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean())
+    throw Napi::TypeError::New(info.Env(), "_attentionKernels: on must be a boolean");
+  return Napi::Boolean::New(info.Env(), cpu::attention_kernels_set_enabled(info[0].As<Napi::Boolean>().Value()));
+}
+
 // Register-only fp32 FMA throughput: 24 independent accumulator chains per thread (enough to
 // cover the FMA latency on both pipes), every OpenMP thread at once.
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
@@ -343,6 +351,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
   exports.Set("_matmulSetSerialStreamBytes", Napi::Function::New(env, MatmulSetSerialStreamBytes, "_matmulSetSerialStreamBytes"));
   exports.Set("_loraKernels", Napi::Function::New(env, LoraKernelsSetEnabled, "_loraKernels"));
+  exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
   exports.Set("_memReadBandwidth", Napi::Function::New(env, MemReadBandwidth, "_memReadBandwidth"));

@@ -16,9 +16,13 @@
 // heads of one GQA group never race on dK/dV; the kernels called inside run on the calling thread
 // (nested parallel regions get one thread). Masked entries inside a block (keys after the query,
 // or outside its window) have probability 0, so they add nothing to any product.
+// Float on an AVX-512 CPU takes attention_avx512.cc instead: the same blocks and bookkeeping with
+// one unpacked product kernel (these loops are the float64 build's and the reference it is tested
+// against, test/model/attention-kernels.test.ts).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "fast_exp.h"
@@ -75,6 +79,8 @@ T* scratch(std::vector<T>& v, size_t n) {
 template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int32_t* seqOffsets, int S, int Hq,
                        int Hk, int D, double scale, double softcap, int window) {
+  if constexpr (std::is_same_v<T, float>)
+    if (attention_forward_avx512(out, lse, q, k, v, seqOffsets, S, Hq, Hk, D, scale, softcap, window)) return;
   const int group = Hq / Hk;
   const size_t qStride = static_cast<size_t>(Hq) * D, kvStride = static_cast<size_t>(Hk) * D;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
@@ -132,6 +138,8 @@ void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const
 template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const T* q, const T* k, const T* v,
                         const int32_t* seqOffsets, int S, int Hq, int Hk, int D, double scale, double softcap, int window) {
+  if constexpr (std::is_same_v<T, float>)
+    if (attention_backward_avx512(dq, dk, dv, dout, lse, q, k, v, seqOffsets, S, Hq, Hk, D, scale, softcap, window)) return;
   const int group = Hq / Hk;
   const size_t qStride = static_cast<size_t>(Hq) * D, kvStride = static_cast<size_t>(Hk) * D;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)

@@ -65,6 +65,18 @@ template <typename T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const T* q, const T* k, const T* v,
                         const int32_t* seqOffsets, int S, int Hq, int Hk, int D, double scale, double softcap, int window);
 
+// The AVX-512 path of the two above for float (attention_avx512.cc): false (nothing done) where
+// the CPU lacks AVX-512 or the kernels are switched off; attention_forward/_backward<float> try it
+// first. attention_kernels_set_enabled returns the previous setting (tests compare both paths).
+bool attention_kernels_available();
+bool attention_kernels_set_enabled(bool on);
+bool attention_forward_avx512(float* out, float* lse, const float* q, const float* k, const float* v,
+                              const int32_t* seqOffsets, int S, int Hq, int Hk, int D, double scale, double softcap,
+                              int window);
+bool attention_backward_avx512(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
+                               const float* k, const float* v, const int32_t* seqOffsets, int S, int Hq, int Hk, int D,
+                               double scale, double softcap, int window);
+
 enum class Act { SiLU, GeluTanh };
 // h[M,F] = act(gate) * up
 template <typename T>
