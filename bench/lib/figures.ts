@@ -32,6 +32,11 @@ export interface Figure {
   roofline_fraction?: number | null;
   /** Sampling figures: bytes of weights one decode step reads (for roofline_fraction). */
   weight_bytes_per_token?: number;
+  /**
+   * Training layer figures: counted GFLOP / median seconds over the median bf16 register-only peak
+   * (vdpbf16ps on every thread) measured in the same rounds; null where the CPU has no AVX512_BF16.
+   */
+  peak_fraction?: number | null;
 }
 
 /** Median of a non-empty list (the mean of the two middle values for an even count). */

@@ -11,6 +11,8 @@ import type { GemmCase } from './gemm-peer.js';
 export type KernelAddon = KernelExports & {
   /** GB/s of reading a buffer of `megabytes` MiB `passes` times with every OpenMP thread. */
   _memReadBandwidth(megabytes: number, passes: number): number;
+  /** GFLOP/s of a register-only vdpbf16ps loop on every OpenMP thread; null without AVX512_BF16. */
+  _bf16Peak(seconds: number): number | null;
 };
 
 export function kernelAddon(): KernelAddon {

@@ -57,6 +57,7 @@ export function figureProblems(f: unknown): string[] {
     if (Math.abs(f.ratio - want) > 1e-9 * Math.max(1, Math.abs(want))) p.push(`${at}: ratio ${f.ratio} is not ${want} (oriented so > 1 means ours is better)`);
   }
   if ('roofline_fraction' in f && f.roofline_fraction !== null && !isNum(f.roofline_fraction)) p.push(`${at}: roofline_fraction must be a number or null`);
+  if ('peak_fraction' in f && f.peak_fraction !== null && !isNum(f.peak_fraction)) p.push(`${at}: peak_fraction must be a number or null`);
   return p;
 }
 

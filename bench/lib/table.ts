@@ -16,7 +16,12 @@ export function formatNumber(x: number | null | undefined): string {
 export function formatTable(figures: readonly Figure[]): string {
   const head = ['name', 'unit', 'ours median [min–max]', 'peer', 'peer median', 'ratio', 'note'];
   const rows = figures.map((f) => {
-    const extra = f.roofline_fraction != null ? ` (${(100 * f.roofline_fraction).toFixed(0)}% of roofline)` : '';
+    const extra =
+      f.roofline_fraction != null
+        ? ` (${(100 * f.roofline_fraction).toFixed(0)}% of roofline)`
+        : f.peak_fraction != null
+          ? ` (${(100 * f.peak_fraction).toFixed(0)}% of bf16 peak)`
+          : '';
     return [
       f.name,
       f.unit + (f.higher_is_better ? ' ↑' : ' ↓'),

@@ -19,6 +19,8 @@
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
+//   _bf16Peak(seconds) -> GFLOP/s of a register-only vdpbf16ps loop (AVX512_BF16: what the bf16
+//     products run on) on every OpenMP thread; null where the CPU lacks AVX512_BF16
 //   _memReadBandwidth(megabytes, passes) -> GB/s of reading a buffer of that size `passes` times,
 //     every OpenMP thread summing its own contiguous slice with vector loads (the buffer is
 //     allocated with huge pages where the OS allows, filled, read once untimed, then timed)
@@ -34,7 +36,7 @@
 #include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
 
-#if defined(__AVX512F__)
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
 
@@ -243,6 +245,46 @@ Napi::Value AttentionKernelsSetEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), cpu::attention_kernels_set_enabled(info[0].As<Napi::Boolean>().Value()));
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// Register-only vdpbf16ps throughput of this thread for `seconds`: 24 independent accumulators,
+// each instruction 16 lanes x 2 products x 2 flops. Compiled for AVX512_BF16 whatever -march;
+// called only where the CPU has it (matmul_avx512_bf16).
+__attribute__((target("avx512f,avx512bf16"))) double bf16FlopsOnThisThread(std::chrono::steady_clock::time_point t0,
+                                                                            double seconds) {
+  __m512 a[24];
+  for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i));
+  const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3a80);  // 1.0, ~1e-3
+  long iters = 0;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
+    for (int it = 0; it < 4096; it++) {
+#pragma GCC unroll 24
+      for (int j = 0; j < 24; j++) a[j] = _mm512_dpbf16_ps(a[j], x, y);
+    }
+    iters += 4096;
+  }
+  float sink = 0;
+  for (int j = 0; j < 24; j++) sink += a[j][0];
+  if (sink == 12345.678f) iters++;  // keep the chains alive
+  return 24.0 * 64.0 * static_cast<double>(iters);
+}
+#endif
+
+Napi::Value Bf16Peak(const Napi::CallbackInfo& info) {
+  const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!cpu::matmul_avx512_bf16()) return info.Env().Null();
+  double flops = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : flops)
+  flops += bf16FlopsOnThisThread(t0, seconds);
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(info.Env(), flops / t / 1e9);
+#else
+  (void)seconds;
+  return info.Env().Null();
+#endif
+}
+
 // Register-only fp32 FMA throughput: 24 independent accumulator chains per thread (enough to
 // cover the FMA latency on both pipes), every OpenMP thread at once.
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
@@ -354,6 +396,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
+  exports.Set("_bf16Peak", Napi::Function::New(env, Bf16Peak, "_bf16Peak"));
   exports.Set("_memReadBandwidth", Napi::Function::New(env, MemReadBandwidth, "_memReadBandwidth"));
 }
 

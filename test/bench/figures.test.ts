@@ -87,6 +87,7 @@ describe('report shape', () => {
     expect(figureProblems(fig({ ratio: 2 }))).toEqual(['x: ratio must be null without a peer']);
     expect(figureProblems(fig({ note: ' ' }))).toEqual(['x: a figure without a peer needs a note']);
     expect(figureProblems({ ...fig(), unit: '' })).toEqual(['x: unit must be a non-empty string']);
+    expect(figureProblems({ ...fig(), peak_fraction: '62%' })).toEqual(['x: peak_fraction must be a number or null']);
     expect(figureProblems({ name: 'y' })).toEqual([
       'y: unit must be a non-empty string',
       'y: higher_is_better must be a boolean',
@@ -116,5 +117,10 @@ describe('table', () => {
     const t = formatTable([fig({ name: 'a.b', peer: { name: 'P', median: 4 }, ratio: 2, note: 'x | y' })]).split('\n');
     expect(t).toHaveLength(3);
     expect(t[2]).toBe('| a.b | ms ↓ | 2.00 [1.00–3.00] | P | 4.00 | 2.00x | x / y |');
+  });
+  it('shows a roofline or bf16-peak fraction beside the median', () => {
+    expect(formatTable([fig({ roofline_fraction: 0.774 })]).split('\n')[2]).toBe('| x | ms ↓ | 2.00 [1.00–3.00] (77% of roofline) | - | - | - | no peer here |');
+    expect(formatTable([fig({ peak_fraction: 0.625 })]).split('\n')[2]).toBe('| x | ms ↓ | 2.00 [1.00–3.00] (63% of bf16 peak) | - | - | - | no peer here |');
+    expect(formatTable([fig({ peak_fraction: null })]).split('\n')[2]).toBe('| x | ms ↓ | 2.00 [1.00–3.00] | - | - | - | no peer here |');
   });
 });
