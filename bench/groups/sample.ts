@@ -11,17 +11,21 @@
  *   sample.group4x4       GRPO's rollout shape: 4 prompts x 4 samples each, all generated tokens /
  *                         total seconds (prefill included; ours prefills each prompt once and shares
  *                         it, llama.cpp here runs 16 independent sequences)
- * sample.decode.b1 also carries weight_bytes_per_token; run-all.ts turns it into roofline_fraction
- * with memory.bandwidth from the same run.
+ * sample.decode.b1 also carries weight_bytes_per_token and roofline_fraction: its median over the
+ * median read bandwidth measured in the same rounds, right before each of its runs (the 512 MiB
+ * read of memory.bandwidth, 2 passes): this machine's bandwidth drifts by a third within minutes,
+ * so a roofline measured in another group, minutes away, moved the fraction by as much (run-all.ts
+ * adds the memory.bandwidth-based figure to the note, for comparison).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, type GenerateRequest } from '../../src/engine/index.js';
 import { CausalLM } from '../../src/model/index.js';
 import { nativeFeatures } from '../../src/index.js';
-import { makeFigure, type Figure } from '../lib/figures.js';
+import { makeFigure, median, type Figure } from '../lib/figures.js';
 import { runGroup } from '../lib/group.js';
 import { LLAMA_CPP_INSTALL_HINT, LlamaCpp, findNodeLlamaCpp, type GenerationTimes } from '../lib/llama-cpp.js';
+import { kernelAddon } from '../lib/matmul.js';
 import { ensureQwenModel } from '../lib/qwen-model.js';
 
 interface Case {
@@ -91,9 +95,12 @@ runGroup('sample', async (ctx) => {
   if (llama) await llama.generate([prompt(99, 16)], 2, TEMPERATURE);
   const ours = cases.map(() => [] as number[]);
   const theirs = cases.map(() => [] as number[]);
+  const bandwidth: number[] = []; // GB/s, read right before each decode.b1 run of ours
+  const addon = kernelAddon();
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < cases.length; i++) {
       const c = cases[i]!;
+      if (c.name === 'sample.decode.b1') bandwidth.push(addon._memReadBandwidth(512, 2));
       ours[i]!.push(rate(c, await oursGenerate(engine, c)));
       if (llama) {
         const ps = Array.from({ length: c.prompts * c.n }, (_, k) => prompt(Math.floor(k / c.n), c.promptLen));
@@ -122,8 +129,10 @@ runGroup('sample', async (ctx) => {
       note: `${depth}, random bf16 weights, ${threads} threads, temperature ${TEMPERATURE}; ${shape}; ${rounds} rounds${llama ? '' : `; ${LLAMA_CPP_INSTALL_HINT}`}`,
     });
     if (c.name === 'sample.decode.b1') {
+      const bw = median(bandwidth);
       f.weight_bytes_per_token = model.weightBytesPerToken;
-      f.roofline_fraction = null; // filled in by run-all.ts from memory.bandwidth
+      f.roofline_fraction = (f.ours.median * model.weightBytesPerToken) / (bw * 1e9);
+      f.note += `; roofline ${((bw * 1e9) / model.weightBytesPerToken).toFixed(1)} tok/s = ${bw.toFixed(1)} GB/s (median read bandwidth measured before each of these runs) / ${(model.weightBytesPerToken / 1e6).toFixed(0)} MB of bf16 weights per token`;
     }
     ctx.emit(f);
   });
