@@ -52,27 +52,7 @@ Mat rowsOf(const T* data, int rows, int cols) {
   return m;
 }
 
-// dst[i, :] = x[i * ld + 0 .. D) for i < L (x already offset to the head)
-template <typename T>
-void gatherHead(T* dst, const T* x, size_t ld, int L, int D) {
-  for (int i = 0; i < L; i++) std::memcpy(dst + static_cast<size_t>(i) * D, x + i * ld, sizeof(T) * D);
-}
-// x[i * ld + d] += src[i, d]
-template <typename T>
-void scatterAddHead(T* x, const T* src, size_t ld, int L, int D) {
-  for (int i = 0; i < L; i++) {
-    T* o = x + i * ld;
-    const T* s = src + static_cast<size_t>(i) * D;
-    for (int d = 0; d < D; d++) o[d] += s[d];
-  }
-}
-
-// Thread-local scratch that only grows (fresh pages are slow to fault in).
-template <typename T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
+#include "attention_heads.h"  // gatherHead, scatterAddHead, scratch
 
 }  // namespace
 

@@ -65,7 +65,8 @@ bool attention_kernels_available() { return gAttentionKernelsOn && matmul_avx512
 
 namespace {
 
-#include "avx512_lanes.h"  // hsum, tailMask (inside this anonymous namespace: see the header)
+#include "attention_heads.h"  // gatherHead, scatterAddHead, scratch (as avx512_lanes.h)
+#include "avx512_lanes.h"     // hsum, tailMask (inside this anonymous namespace: see the header)
 
 constexpr int kQueryBlock = 64;  // as attention.cc: query rows per block
 constexpr int kMR = 6;           // tile rows (accumulators: kMR x kNV zmm = 24)
@@ -233,15 +234,6 @@ void softmaxBackwardRow(float* raw, float* prow, float* drow, Visible v, int nk,
   std::fill(drow + v.jb, drow + nk, 0.0f);
 }
 
-// Thread-local scratch that only grows (fresh pages are slow to fault in).
-float* scratch(std::vector<float>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-// dst[i, :] = x[i * ld + 0 .. D) for i < L (x already offset to the head)
-void gatherHead(float* dst, const float* x, size_t ld, int L, int D) {
-  for (int i = 0; i < L; i++) std::memcpy(dst + static_cast<size_t>(i) * D, x + i * ld, sizeof(float) * D);
-}
 // dst[d, i] = x[i * ld + d]: a head transposed to [D, L] (d outer: contiguous stores)
 void gatherHeadT(float* dst, const float* x, size_t ld, int L, int D) {
   for (int d = 0; d < D; d++) {
@@ -249,15 +241,6 @@ void gatherHeadT(float* dst, const float* x, size_t ld, int L, int D) {
     for (int i = 0; i < L; i++) o[i] = x[i * ld + d];
   }
 }
-// x[i * ld + d] += src[i, d]
-void scatterAddHead(float* x, const float* src, size_t ld, int L, int D) {
-  for (int i = 0; i < L; i++) {
-    float* o = x + i * ld;
-    const float* s = src + static_cast<size_t>(i) * D;
-    for (int d = 0; d < D; d++) o[d] += s[d];
-  }
-}
-
 struct Range {
   int first, second;
 };
