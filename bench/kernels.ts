@@ -67,7 +67,9 @@ console.log(`# ${ROUNDS} rounds, batches of ~${BATCH_SECONDS}s; figures are medi
 const load0 = loadavg()[0]!;
 
 const peak: number[] = [];
-const impls: KernelImpl[] = ['generic', 'auto'];
+// the AVX2 kernels (matmul_avx2.cc) as a column of their own where they run: what CPUs without
+// AVX-512 get (an AVX-512 CPU runs them too)
+const impls: KernelImpl[] = ['generic', 'auto', ...(info.avx2 ? (['avx2'] as const) : [])];
 const results = new Map<string, number[]>(); // `${caseIndex} ${column}` -> per-round GFLOP/s
 const push = (key: string, v: number): void => {
   const a = results.get(key) ?? [];
@@ -95,7 +97,7 @@ const peakMedian = median(peak);
 console.log(`# load average (1 min) at start / end: ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`);
 console.log(`# fp32 FMA peak, register-only, ${info.threads} threads, this run: ${peakMedian.toFixed(0)} GFLOP/s (rounds: ${peak.map((p) => p.toFixed(0)).join(' ')}; docs/machine-limits.md measured 447 on an idle machine)`);
 console.log('');
-const head = ['op', 'W', 'M', 'K', 'N', 'before', 'after', 'after/peak', 'speedup', ...(withBf16Dot ? ['bf16 dot (opt-in)'] : []), ...peers.map((p) => p.name)];
+const head = ['op', 'W', 'M', 'K', 'N', 'before', 'after', 'after/peak', 'speedup', ...(info.avx2 ? ['avx2'] : []), ...(withBf16Dot ? ['bf16 dot (opt-in)'] : []), ...peers.map((p) => p.name)];
 console.log(`| ${head.join(' | ')} |`);
 console.log(`|${head.map(() => '---').join('|')}|`);
 cases.forEach((c, i) => {
@@ -108,11 +110,13 @@ cases.forEach((c, i) => {
   const w = c.op === 'bwdW' ? '-' : c.dtype;
   const dot = median(results.get(`${i} bf16dot`) ?? []);
   const dotCol = withBf16Dot ? [Number.isFinite(dot) ? dot.toFixed(0) : '-'] : [];
+  const avx2Col = info.avx2 ? [median(results.get(`${i} avx2`)!).toFixed(1)] : [];
   console.log(
-    `| ${[c.op, w, c.M, c.K, c.N, before.toFixed(1), after.toFixed(1), `${((100 * after) / peakMedian).toFixed(0)}%`, `${(after / before).toFixed(1)}x`, ...dotCol, ...peerCols].join(' | ')} |`,
+    `| ${[c.op, w, c.M, c.K, c.N, before.toFixed(1), after.toFixed(1), `${((100 * after) / peakMedian).toFixed(0)}%`, `${(after / before).toFixed(1)}x`, ...avx2Col, ...dotCol, ...peerCols].join(' | ')} |`,
   );
 });
 console.log('');
 console.log('# GFLOP/s = 2*M*K*N / seconds. fwd: out[M,N] = inp[M,K] @ W^T; bwdI: dinp[M,K] += dout @ W; bwdW: dW[N,K] += dout^T @ inp (no stored weights, so F32 rows only).');
+if (info.avx2) console.log('# avx2: the AVX2 + FMA kernels (matmul_avx2.cc) forced on: what a CPU without AVX-512 runs instead of "after" (float products, bf16 weights widened).');
 console.log('# bf16 dot (opt-in): RREC_BF16_DOT=1 / matmul_avx512_set_bf16_dot(1); rounds inp to bf16 (vdpbf16ps), off by default: not f32-accurate.');
 console.log('# oneDNN fwd uses weights it packed beforehand; its BF16 fwd also rounds the activations to bf16 (ours keep them f32). OpenBLAS has no f32 x bf16 product.');

@@ -21,12 +21,13 @@ export interface NativeFeatures {
   /** Whether the CPU has AVX512_BF16 (used by the bf16 kernels). */
   avx512bf16: boolean;
   /**
-   * Matmul kernels chosen at run time: "avx512-bf16" (AVX-512 with bf16 products), "avx512", or
-   * "generic" (portable loops, compiled for `compiledSimd`). The AVX-512 kernels are built into
-   * every x86-64 binary and used when this CPU has them, so a binary built for x86-64-v2 (the
-   * prebuilt ones) still runs them here; RREC_MATMUL=generic forces the portable loops.
+   * Matmul kernels chosen at run time: "avx512-bf16" (AVX-512 with bf16 products), "avx512",
+   * "avx2" (AVX2 + FMA, float products), or "generic" (portable loops, compiled for `compiledSimd`).
+   * The AVX-512 and AVX2 kernels are built into every x86-64 binary and used when this CPU has
+   * them, so a binary built for x86-64-v2 (the prebuilt ones) still runs them here;
+   * RREC_MATMUL=avx2 skips the AVX-512 ones, RREC_MATMUL=generic forces the portable loops.
    */
-  matmulKernels: 'avx512-bf16' | 'avx512' | 'generic';
+  matmulKernels: 'avx512-bf16' | 'avx512' | 'avx2' | 'generic';
   /** Whether the CUDA backend was compiled in (CMake build with nvcc). */
   cudaCompiled: boolean;
   /** Worker threads the CPU backend uses (env RREC_NUM_THREADS, else the hardware count). */

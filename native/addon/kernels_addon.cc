@@ -9,7 +9,7 @@
 // out/inp/... are Float32Array (T = float) or Float64Array (T = double, dtype must be "F64");
 // w is a Uint8Array over the stored weight bytes [N, K] (any byteOffset: tests pass unaligned
 // views), dtype "F32" | "BF16" | "F16" | "F64", or "BF16_PRODUCTS" (BF16 with Mat::bf16Products). impl: "auto" (what the model uses), "generic"
-// (portable loops) or "avx512" (throws when not compiled in). reps (default 1) runs the kernel that
+// (portable loops), "avx512" or "avx2" (each throws where it cannot run). reps (default 1) runs the kernel that
 // many times; every call returns the seconds the runs took (steady clock, measured here).
 //   _matmulKernelInfo() -> { avx512, threads (OpenMP), smallM, bf16Dot (on now), bf16DotCompiled }
 //   _matmulSetSmallM(m) -> previous value (forward: M below it uses the dot-product kernel)
@@ -46,7 +46,7 @@ namespace {
 
 using cpu::Mat;
 
-enum class Impl { Auto, Generic, Avx512 };
+enum class Impl { Auto, Generic, Avx512, Avx2 };
 
 Impl implArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Impl::Auto;
@@ -58,7 +58,11 @@ Impl implArg(const Napi::CallbackInfo& info, size_t i) {
     if (!cpu::matmul_avx512_compiled()) throw Napi::Error::New(info.Env(), "impl \"avx512\": not compiled into this binary");
     return Impl::Avx512;
   }
-  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\" or \"avx512\", got \"" + s + "\"");
+  if (s == "avx2") {
+    if (!cpu::matmul_avx2_available()) throw Napi::Error::New(info.Env(), "impl \"avx2\": this CPU or binary has no AVX2 path");
+    return Impl::Avx2;
+  }
+  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\", \"avx512\" or \"avx2\", got \"" + s + "\"");
 }
 
 int intArg(const Napi::CallbackInfo& info, size_t i, const char* what, int min) {
@@ -139,6 +143,10 @@ double forwardT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int 
         if (!cpu::matmul_forward_avx512(out, inp, w, bias, M, acc)) throw Napi::Error::New(env, "avx512 forward: unsupported dtype");
         return;
       }
+      if (impl == Impl::Avx2) {
+        if (!cpu::matmul_forward_avx2(out, inp, w, bias, M, acc)) throw Napi::Error::New(env, "avx2 forward: unsupported call");
+        return;
+      }
     }
     if (impl == Impl::Generic) cpu::matmul_forward_generic<T>(out, inp, w, bias, M, acc);
     else cpu::matmul_forward<T>(out, inp, w, bias, M, acc);
@@ -164,6 +172,10 @@ double backwardInputT(const Napi::CallbackInfo& info, const Mat& w, int M, int K
     if constexpr (std::is_same_v<T, float>) {
       if (impl == Impl::Avx512) {
         if (!cpu::matmul_backward_input_avx512(dinp, dout, w, M)) throw Napi::Error::New(env, "avx512 backward_input: unsupported dtype");
+        return;
+      }
+      if (impl == Impl::Avx2) {
+        if (!cpu::matmul_backward_input_avx2(dinp, dout, w, M)) throw Napi::Error::New(env, "avx2 backward_input: unsupported dtype");
         return;
       }
     }
@@ -195,6 +207,10 @@ double backwardWeightT(const Napi::CallbackInfo& info, int M, int K, int N) {
         cpu::matmul_backward_weight_avx512(dw, db, dout, inp, M, K, N, bf16);
         return;
       }
+      if (impl == Impl::Avx2) {
+        cpu::matmul_backward_weight_avx2(dw, db, dout, inp, M, K, N);
+        return;
+      }
     }
     if (impl == Impl::Generic) cpu::matmul_backward_weight_generic<T>(dw, db, dout, inp, M, K, N);
     else cpu::matmul_backward_weight<T>(dw, db, dout, inp, M, K, N, bf16);
@@ -210,6 +226,7 @@ Napi::Value MatmulBackwardWeight(const Napi::CallbackInfo& info) {
 Napi::Value MatmulKernelInfo(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("avx512", cpu::matmul_avx512_compiled());
+  o.Set("avx2", cpu::matmul_avx2_available());
   o.Set("threads", omp_get_max_threads());
   const int sm = cpu::matmul_avx512_set_small_m(1);
   cpu::matmul_avx512_set_small_m(sm);

@@ -56,7 +56,10 @@ Features queryFeatures() {
   f.version = RREC_VERSION;
   f.compiledSimd = compiledSimdLevel();
   f.cpuSimd = runtimeSimdLevel(&f.avx512bf16);
-  f.matmulKernels = cpu::matmul_avx512_bf16() ? "avx512-bf16" : cpu::matmul_avx512_compiled() ? "avx512" : "generic";
+  f.matmulKernels = cpu::matmul_avx512_bf16()       ? "avx512-bf16"
+                    : cpu::matmul_avx512_compiled() ? "avx512"
+                    : cpu::matmul_avx2_available()  ? "avx2"
+                                                    : "generic";
 #if defined(RREC_WITH_CUDA)
   f.cudaCompiled = true;
 #endif

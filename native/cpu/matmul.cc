@@ -1,6 +1,6 @@
 // Matrix products against stored weights W [N, K] (f32/bf16/f16 for float compute, f64 for double).
-// matmul_* dispatch to the AVX-512 kernels (matmul_avx512.cc) for float when this binary has them,
-// else to the portable blocked loops below (any CPU, and T = double for finite-difference tests).
+// matmul_* dispatch to the AVX-512 kernels (matmul_avx512.cc) for float when this CPU has them, else
+// to the AVX2 kernels (matmul_avx2.cc) where it has AVX2 and FMA, else to the portable blocked loops below (any CPU, and T = double for finite-difference tests).
 // Portable forward is parallel over blocks of output features, each block of W converted to T once and
 // reused for every input row; backward-input is parallel over input columns, backward-weight over
 // output features, so no two threads write the same element.
@@ -161,21 +161,23 @@ void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T
 template <typename T>
 void matmul_forward(T* out, const T* inp, const Mat& w, const T* bias, int M, bool accumulate) {
   if constexpr (std::is_same_v<T, float>)
-    if (matmul_forward_avx512(out, inp, w, bias, M, accumulate)) return;
+    if (matmul_forward_avx512(out, inp, w, bias, M, accumulate) || matmul_forward_avx2(out, inp, w, bias, M, accumulate)) return;
   matmul_forward_generic(out, inp, w, bias, M, accumulate);
 }
 
 template <typename T>
 void matmul_backward_input(T* dinp, const T* dout, const Mat& w, int M) {
   if constexpr (std::is_same_v<T, float>)
-    if (matmul_backward_input_avx512(dinp, dout, w, M)) return;
+    if (matmul_backward_input_avx512(dinp, dout, w, M) || matmul_backward_input_avx2(dinp, dout, w, M)) return;
   matmul_backward_input_generic(dinp, dout, w, M);
 }
 
 template <typename T>
 void matmul_backward_weight(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N, bool bf16Products) {
   if constexpr (std::is_same_v<T, float>)
-    if (matmul_backward_weight_avx512(dweight, dbias, dout, inp, M, K, N, bf16Products)) return;
+    if (matmul_backward_weight_avx512(dweight, dbias, dout, inp, M, K, N, bf16Products) ||
+        matmul_backward_weight_avx2(dweight, dbias, dout, inp, M, K, N))
+      return;
   matmul_backward_weight_generic(dweight, dbias, dout, inp, M, K, N);
 }
 

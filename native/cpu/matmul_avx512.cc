@@ -53,11 +53,12 @@ namespace {
 // Run-time dispatch: the kernels below are compiled for AVX-512 whatever the build's -march (a
 // prebuilt binary is built for x86-64-v2), and entered only when cpuid reports the features:
 // F + BW + DQ + VL for the f32 kernels, and AVX512_BF16 as well for the bf16-product paths.
-// RREC_MATMUL=generic turns them off (tests of the portable path, diagnosis).
+// RREC_MATMUL=generic turns them off (tests of the portable path, diagnosis), RREC_MATMUL=avx2 too
+// (tests of the AVX2 path, matmul_avx2.cc, on an AVX-512 machine).
 bool envGeneric() {
   __builtin_cpu_init();  // cpuid before any __builtin_cpu_supports (this runs in a static initialiser)
   const char* e = std::getenv("RREC_MATMUL");
-  return e && std::string(e) == "generic";
+  return e && (std::string(e) == "generic" || std::string(e) == "avx2");
 }
 const bool gCpuAvx512 = !envGeneric() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");

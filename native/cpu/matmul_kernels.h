@@ -30,6 +30,15 @@ bool matmul_backward_input_avx512(float* dinp, const float* dout, const Mat& w, 
 bool matmul_backward_weight_avx512(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K,
                                    int N, bool bf16Products = false);
 
+// AVX2 + FMA kernels (matmul_avx2.cc): the float products on x86-64 CPUs without AVX-512, same
+// contract as the AVX-512 entry points (false, doing nothing, when they cannot run here: no
+// AVX2/FMA/F16C, RREC_MATMUL=generic, or a weight dtype other than F32/BF16/F16). bf16Products is
+// not honoured (float products). matmul_* tries AVX-512, then these, then the portable loops.
+bool matmul_avx2_available();
+bool matmul_forward_avx2(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate);
+bool matmul_backward_input_avx2(float* dinp, const float* dout, const Mat& w, int M);
+bool matmul_backward_weight_avx2(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K, int N);
+
 // Tuning knobs of the AVX-512 forward, for benchmarks: below smallM rows the forward uses
 // K-vectorised dot products straight from W (no packing; decode), from smallM on it packs W into
 // [K, 32]-panels and runs the register-blocked GEMM. Returns the previous value.

@@ -1,8 +1,8 @@
 // Types for the addon's TEST-ONLY kernel exports (native/addon/kernels_addon.cc), shared by
 // test/kernels/ and bench/kernels.ts. Not part of the library's API (src/native.ts leaves them out).
 
-/** Which implementation to run: what the model uses, the portable loops, or the AVX-512 kernels. */
-export type KernelImpl = 'auto' | 'generic' | 'avx512';
+/** Which implementation to run: what the model uses, the portable loops, the AVX-512 or the AVX2 kernels. */
+export type KernelImpl = 'auto' | 'generic' | 'avx512' | 'avx2';
 /** Stored weight dtypes; F64 goes with Float64Array activations (the double build). */
 export type WeightDtype = 'F32' | 'BF16' | 'F16' | 'F64' | 'BF16_PRODUCTS'; // BF16_PRODUCTS: BF16 weights multiplied in bf16 (Mat::bf16Products)
 export type Floats = Float32Array | Float64Array;
@@ -24,7 +24,7 @@ export interface KernelExports {
     impl?: KernelImpl, reps?: number, bf16Products?: boolean,
   ): number;
   /** threads: what the kernels' OpenMP regions use (OMP_NUM_THREADS, else every core). */
-  _matmulKernelInfo(): { avx512: boolean; threads: number; smallM: number; bf16Dot: boolean; bf16DotCompiled: boolean };
+  _matmulKernelInfo(): { avx512: boolean; avx2: boolean; threads: number; smallM: number; bf16Dot: boolean; bf16DotCompiled: boolean };
   /** Opt-in bf16 x bf16 forward (AVX512_BF16) for BF16 weights and M >= smallM. Returns the previous value. */
   _matmulSetBf16Dot(on: boolean): boolean;
   /** Forward: M below smallM uses the dot-product kernel. Returns the previous value. */

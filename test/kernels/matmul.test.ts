@@ -1,7 +1,8 @@
 // The CPU matmul kernels (native/cpu/matmul*.cc) against a float64 reference computed here, through
 // the addon's test-only exports. Every implementation the binary holds is checked: the portable
-// loops ("generic"), what the model calls ("auto"), and on AVX-512 builds each forward kernel
-// forced on (dot products for decode-sized M, the packed GEMM otherwise).
+// loops ("generic"), what the model calls ("auto"), on AVX-512 CPUs each forward kernel forced on
+// (dot products for decode-sized M, the packed GEMM otherwise), and on AVX2 CPUs the AVX2 kernels
+// (matmul_avx2.cc; an AVX-512 CPU runs them too).
 //
 // Tolerance: the reference sums in float64 the products of exactly the float32 inputs and the
 // exactly decoded stored weights, so the only error is float32 rounding in the kernel. Each element
@@ -80,8 +81,10 @@ const forwardImpls: [string, KernelImpl, number | null][] = [
         ['avx512 packed', 'avx512', 1],
       ] as [string, KernelImpl, number][])
     : []),
+  // the AVX2 path's dot products (M < 6) and packed GEMM are both reached by Ms below
+  ...(info.avx2 ? ([['avx2', 'avx2', null]] as [string, KernelImpl, null][]) : []),
 ];
-const otherImpls: KernelImpl[] = info.avx512 ? ['generic', 'auto', 'avx512'] : ['generic', 'auto'];
+const otherImpls: KernelImpl[] = ['generic', 'auto', ...(info.avx512 ? (['avx512'] as const) : []), ...(info.avx2 ? (['avx2'] as const) : [])];
 
 function checkShape(dtype: SafetensorsDtype, M: number, K: number, N: number, seed: number): void {
   const next = rng(seed);

@@ -14,7 +14,7 @@ import { loadNative } from '../../src/native.js';
 const native = loadNative() as unknown as { _loraKernels(on: boolean): boolean };
 const root = mkdtempSync(join(tmpdir(), 'rrec-lora-kernels-'));
 const dir = join(root, 'qwen2-f32');
-const avx512 = nativeFeatures().matmulKernels !== 'generic';
+const avx512 = nativeFeatures().matmulKernels.startsWith('avx512');
 
 beforeAll(async () => {
   await createRandomModel(dir, { architecture: 'qwen2', vocabSize: 300, hiddenSize: 80, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 200 }, { seed: 11, dtype: 'F32' });

@@ -40,7 +40,14 @@ describe('native addon', () => {
     expect(f.avx512bf16).toBe(flags.has('avx512_bf16'));
     // the kernels picked at run time follow the CPU, whatever -march the binary was built with
     const avx512 = ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((x) => flags.has(x));
-    const expectedKernels = process.env.RREC_MATMUL === 'generic' ? 'generic' : avx512 && flags.has('avx512_bf16') ? 'avx512-bf16' : avx512 ? 'avx512' : 'generic';
+    const avx2 = ['avx2', 'fma', 'f16c'].every((x) => flags.has(x));
+    const env = process.env.RREC_MATMUL;
+    const expectedKernels =
+      env === 'generic' ? 'generic'
+      : env !== 'avx2' && avx512 && flags.has('avx512_bf16') ? 'avx512-bf16'
+      : env !== 'avx2' && avx512 ? 'avx512'
+      : avx2 ? 'avx2'
+      : 'generic';
     expect(f.matmulKernels).toBe(expectedKernels);
   });
 
@@ -50,6 +57,16 @@ describe('native addon', () => {
       cwd: repoRoot,
     }).toString();
     expect(out.trim()).toBe('generic');
+  });
+
+  it('RREC_MATMUL=avx2 switches an AVX-512 CPU to the AVX2 kernels at run time', () => {
+    const flags = cpuFlags();
+    if (!flags || !['avx2', 'fma', 'f16c'].every((x) => flags.has(x))) return; // no AVX2 path on this CPU
+    const out = execFileSync(process.execPath, ['-e', "console.log(require('node-gyp-build')(process.argv[1]).features().matmulKernels)", repoRoot], {
+      env: { ...process.env, RREC_MATMUL: 'avx2' },
+      cwd: repoRoot,
+    }).toString();
+    expect(out.trim()).toBe('avx2');
   });
 
   it('uses the hardware thread count unless RREC_NUM_THREADS says otherwise', () => {
