@@ -17,6 +17,7 @@
 //   _matmulSetSerialStreamBytes(bytes) -> previous value (the dot kernels split W between threads
 //     from this many bytes of W on; default 65536)
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
+//   _avx512Kernels(on) -> previous setting (every AVX-512 kernel: off = what a CPU without AVX-512 runs)
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
 //   _bf16Peak(seconds) -> GFLOP/s of a register-only vdpbf16ps loop (AVX512_BF16: what the bf16
@@ -256,6 +257,11 @@ Napi::Value LoraKernelsSetEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), cpu::lora_kernels_set_enabled(info[0].As<Napi::Boolean>().Value()));
 }
 
+Napi::Value Avx512KernelsSetEnabled(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "_avx512Kernels: on must be a boolean");
+  return Napi::Boolean::New(info.Env(), cpu::matmul_avx512_set_enabled(info[0].As<Napi::Boolean>().Value()));
+}
+
 Napi::Value AttentionKernelsSetEnabled(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsBoolean())
     throw Napi::TypeError::New(info.Env(), "_attentionKernels: on must be a boolean");
@@ -410,6 +416,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
   exports.Set("_matmulSetSerialStreamBytes", Napi::Function::New(env, MatmulSetSerialStreamBytes, "_matmulSetSerialStreamBytes"));
   exports.Set("_loraKernels", Napi::Function::New(env, LoraKernelsSetEnabled, "_loraKernels"));
+  exports.Set("_avx512Kernels", Napi::Function::New(env, Avx512KernelsSetEnabled, "_avx512Kernels"));
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));

@@ -60,13 +60,16 @@ bool envGeneric() {
   const char* e = std::getenv("RREC_MATMUL");
   return e && (std::string(e) == "generic" || std::string(e) == "avx2");
 }
-const bool gCpuAvx512 = !envGeneric() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+const bool gHasAvx512 = !envGeneric() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #if defined(__clang__) || __GNUC__ >= 12
-const bool gCpuBf16 = gCpuAvx512 && __builtin_cpu_supports("avx512bf16");
+const bool gHasBf16 = gHasAvx512 && __builtin_cpu_supports("avx512bf16");
 #else
-const bool gCpuBf16 = false;  // this compiler's __builtin_cpu_supports cannot ask
+const bool gHasBf16 = false;  // this compiler's __builtin_cpu_supports cannot ask
 #endif
+// What the kernels use: the CPU's features unless matmul_avx512_set_enabled(false) (tests).
+bool gCpuAvx512 = gHasAvx512;
+bool gCpuBf16 = gHasBf16;
 }  // namespace
 
 bool matmul_avx512_compiled() { return gCpuAvx512; }
@@ -893,6 +896,14 @@ void forwardAny(float* out, const float* inp, const void* w, const float* bias, 
 #endif
 // The entry points below run on any x86-64 CPU: each checks gCpuAvx512 before entering a kernel.
 
+bool matmul_avx512_set_enabled(bool on) {
+  const bool prev = gCpuAvx512;
+  gCpuAvx512 = on && gHasAvx512;
+  gCpuBf16 = on && gHasBf16;
+  if (!gCpuBf16) gBf16Dot = 0;
+  return prev;
+}
+
 int matmul_avx512_set_bf16_dot(int on) {
   const int prev = gBf16Dot;
   gBf16Dot = on && gCpuBf16 ? 1 : 0;
@@ -975,6 +986,7 @@ bool matmul_avx512_bf16() { return false; }
 int matmul_avx512_set_small_m(int) { return 0; }
 int matmul_avx512_set_serial_stream_bytes(int) { return 0; }
 int matmul_avx512_set_bf16_dot(int) { return 0; }
+bool matmul_avx512_set_enabled(bool) { return false; }
 bool matmul_forward_avx512(float*, const float*, const Mat&, const float*, int, bool) { return false; }
 bool matmul_backward_input_avx512(float*, const float*, const Mat&, int) { return false; }
 bool matmul_backward_weight_avx512(float*, float*, const float*, const float*, int, int, int, bool) { return false; }

@@ -21,6 +21,11 @@ void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T
 bool matmul_avx512_compiled();
 // True when the bf16-product paths (AVX512_BF16 vdpbf16ps) run here as well.
 bool matmul_avx512_bf16();
+// Switches the AVX-512 kernels (matmul, LoRA, attention: all ask matmul_avx512_compiled) off, so
+// that this process runs what a CPU without AVX-512 runs, or on again where the CPU has them;
+// returns the previous state. For tests: switch before loading a model (bf16 weight copies are
+// made at load only where the bf16 kernels run).
+bool matmul_avx512_set_enabled(bool on);
 
 // AVX-512 float kernels. Each returns false, doing nothing, when it cannot handle the call (not
 // compiled in, or a weight dtype other than F32/BF16/F16); the caller then uses the generic path.
