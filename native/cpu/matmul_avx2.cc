@@ -1,8 +1,10 @@
 // AVX2 + FMA path of the float matmuls, for x86-64 CPUs without AVX-512 (Intel client cores,
 // AMD Zen 1-3): the portable loops in matmul.cc are dot products and row updates that a compiler
-// vectorises at ~10% of peak (measured 2026-11-25 on this machine, M = 512, K = 896, N = 4864:
-// 34 GFLOP/s built for x86-64-v2, 41-65 for AVX2), so a prebuilt binary on such a CPU would train at
-// a small fraction of what it can. Here the three products run through one register-blocked GEMM:
+// vectorises poorly (measured 2026-11-25 on this machine, M = 512, K = 896, N = 4864, built for
+// x86-64-v2 as a prebuilt binary is: 8-67 GFLOP/s), so a prebuilt binary on such a CPU would train
+// at a small fraction of what it can. Measured the same way, these run at 171-203 GFLOP/s, 80-95%
+// of the register-only ymm FMA peak (211-217 GFLOP/s: this CPU runs 256-bit FMAs at half its
+// 512-bit rate); a 4 x 24 tile measured the same as 6 x 16. Here the three products run through one register-blocked GEMM:
 // 6 x 16 tiles (12 ymm accumulators), operands packed into [kc][6] and [kc][16] panels (weights
 // converted from F32/BF16/F16 to float while packing), blocks of kKC reductions x kNC columns x kMC
 // rows for the caches; decode-sized M (< kSmallM rows) takes dot products straight from W instead.
@@ -96,36 +98,44 @@ void weightsToFloat(float* dst, const Mat& w, size_t at, int n) {
 // through a small buffer.
 void tile(int kc, const float* A, const float* B, float* C, long ldc, int mr, int w, bool addC, const float* bias) {
   // every loop over acc is unrolled, so that acc stays in registers (else GCC keeps it on the stack)
-  __m256 acc[kMR][2];
-#pragma GCC unroll 6
-  for (int i = 0; i < kMR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  constexpr int NV = kNR / 8;
+  __m256 acc[kMR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[i][j] = _mm256_setzero_ps();
   for (int r = 0; r < kc; r++) {
-    const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
-#pragma GCC unroll 6
+    __m256 b[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) b[j] = _mm256_loadu_ps(B + 8 * j);
+#pragma GCC unroll 8
     for (int i = 0; i < kMR; i++) {
       const __m256 a = _mm256_broadcast_ss(A + i);
-      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) acc[i][j] = _mm256_fmadd_ps(a, b[j], acc[i][j]);
     }
     A += kMR;
     B += kNR;
   }
   if (mr == kMR && w == kNR) {
-    __m256 bb0 = _mm256_setzero_ps(), bb1 = _mm256_setzero_ps();
-    if (bias) bb0 = _mm256_loadu_ps(bias), bb1 = _mm256_loadu_ps(bias + 8);
-#pragma GCC unroll 6
+#pragma GCC unroll 8
     for (int i = 0; i < kMR; i++) {
       float* c = C + i * ldc;
-      __m256 v0 = _mm256_add_ps(acc[i][0], bb0), v1 = _mm256_add_ps(acc[i][1], bb1);
-      if (addC) v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c)), v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
-      _mm256_storeu_ps(c, v0);
-      _mm256_storeu_ps(c + 8, v1);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) {
+        __m256 v = acc[i][j];
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * j));
+        if (addC) v = _mm256_add_ps(v, _mm256_loadu_ps(c + 8 * j));
+        _mm256_storeu_ps(c + 8 * j, v);
+      }
     }
     return;
   }
   alignas(32) float t[kMR][kNR];
-#pragma GCC unroll 6
-  for (int i = 0; i < kMR; i++) _mm256_store_ps(t[i], acc[i][0]), _mm256_store_ps(t[i] + 8, acc[i][1]);
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) _mm256_store_ps(t[i] + 8 * j, acc[i][j]);
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < w; j++) {
       const float v = t[i][j] + (bias ? bias[j] : 0.0f);
