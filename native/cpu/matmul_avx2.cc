@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 #include "matmul_kernels.h"
 
@@ -39,9 +38,8 @@ namespace rrec::cpu {
 
 namespace {
 bool envAllowsAvx2() {
-  __builtin_cpu_init();
-  const char* e = std::getenv("RREC_MATMUL");
-  return !(e && std::string(e) == "generic");
+  __builtin_cpu_init();  // cpuid before any __builtin_cpu_supports (this runs in a static initialiser)
+  return matmul_override() != MatmulOverride::Generic;
 }
 const bool gCpuAvx2 = envAllowsAvx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                       __builtin_cpu_supports("f16c");

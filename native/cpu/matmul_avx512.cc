@@ -26,7 +26,6 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
-#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -55,12 +54,11 @@ namespace {
 // F + BW + DQ + VL for the f32 kernels, and AVX512_BF16 as well for the bf16-product paths.
 // RREC_MATMUL=generic turns them off (tests of the portable path, diagnosis), RREC_MATMUL=avx2 too
 // (tests of the AVX2 path, matmul_avx2.cc, on an AVX-512 machine).
-bool envGeneric() {
+bool envSkipsAvx512() {
   __builtin_cpu_init();  // cpuid before any __builtin_cpu_supports (this runs in a static initialiser)
-  const char* e = std::getenv("RREC_MATMUL");
-  return e && (std::string(e) == "generic" || std::string(e) == "avx2");
+  return matmul_override() != MatmulOverride::None;
 }
-const bool gHasAvx512 = !envGeneric() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+const bool gHasAvx512 = !envSkipsAvx512() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #if defined(__clang__) || __GNUC__ >= 12
 const bool gHasBf16 = gHasAvx512 && __builtin_cpu_supports("avx512bf16");

@@ -4,6 +4,9 @@
 // one this binary and CPU support; these are for native/addon/kernels_addon.cc and bench/.
 // Shapes as in ops.h: out/inp [M, K] x W [N, K] (nn.Linear layout) -> [M, N].
 #pragma once
+#include <cstdlib>
+#include <cstring>
+
 #include "ops.h"
 
 namespace rrec::cpu {
@@ -15,6 +18,17 @@ template <typename T>
 void matmul_backward_input_generic(T* dinp, const T* dout, const Mat& w, int M);
 template <typename T>
 void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T* inp, int M, int K, int N);
+
+// RREC_MATMUL, read by the kernel files' cpuid checks: "generic" turns the AVX-512 and AVX2 kernels
+// off, "avx2" only the AVX-512 ones; anything else (or unset) leaves the choice to cpuid.
+enum class MatmulOverride { None, Avx2, Generic };
+inline MatmulOverride matmul_override() {
+  const char* e = std::getenv("RREC_MATMUL");
+  if (!e) return MatmulOverride::None;
+  if (std::strcmp(e, "generic") == 0) return MatmulOverride::Generic;
+  if (std::strcmp(e, "avx2") == 0) return MatmulOverride::Avx2;
+  return MatmulOverride::None;
+}
 
 // True when the AVX-512 float kernels run here: built for x86-64 (they are compiled for AVX-512
 // whatever the build's -march) and this CPU has AVX512 F/BW/DQ/VL, unless RREC_MATMUL=generic.
