@@ -16,6 +16,8 @@
 //   _matmulSetBf16Dot(on) -> previous value (opt-in bf16 x bf16 forward for BF16 weights, M >= smallM)
 //   _matmulSetSerialStreamBytes(bytes) -> previous value (the dot kernels split W between threads
 //     from this many bytes of W on; default 65536)
+//   _matmulSetRowWalkM(m) -> previous value (the forward's dot kernels walk W one row at a time for
+//     M up to m rows; default 2, 0 = always 6-row tiles; bit-identical either way)
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
 //   _avx512Kernels(on) -> previous setting (every AVX-512 kernel: off = what a CPU without AVX-512 runs)
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
@@ -252,6 +254,10 @@ Napi::Value MatmulSetSerialStreamBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_serial_stream_bytes(intArg(info, 0, "bytes", 0)));
 }
 
+Napi::Value MatmulSetRowWalkM(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_row_walk_m(intArg(info, 0, "m", 0)));
+}
+
 Napi::Value LoraKernelsSetEnabled(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "_loraKernels: on must be a boolean");
   return Napi::Boolean::New(info.Env(), cpu::lora_kernels_set_enabled(info[0].As<Napi::Boolean>().Value()));
@@ -415,6 +421,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_matmulKernelInfo", Napi::Function::New(env, MatmulKernelInfo, "_matmulKernelInfo"));
   exports.Set("_matmulSetSmallM", Napi::Function::New(env, MatmulSetSmallM, "_matmulSetSmallM"));
   exports.Set("_matmulSetSerialStreamBytes", Napi::Function::New(env, MatmulSetSerialStreamBytes, "_matmulSetSerialStreamBytes"));
+  exports.Set("_matmulSetRowWalkM", Napi::Function::New(env, MatmulSetRowWalkM, "_matmulSetRowWalkM"));
   exports.Set("_loraKernels", Napi::Function::New(env, LoraKernelsSetEnabled, "_loraKernels"));
   exports.Set("_avx512Kernels", Napi::Function::New(env, Avx512KernelsSetEnabled, "_avx512Kernels"));
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));

@@ -97,6 +97,22 @@ constexpr int kDotNW = 6;        // (24 accumulators; 4 x 4 measured ~20% slower
 // with ~16 rows, so the dot kernel (W read in place, each 4 x 6 tile of weights reused by every
 // row block of inp from L1) wins for decode batches; measured crossover between M = 32 and 64.
 int gSmallM = 32;
+// Forward with M up to this many rows (decode of one or two sequences): the dot kernels walk each
+// thread's share of W one row at a time, in address order, with the M x 1 tile and no software
+// prefetch, instead of 6-row tiles. A walk in address order is one ascending stream per thread,
+// which the hardware prefetcher follows at about the read bandwidth; a 6-row tile reads six
+// interleaved 1.8 KiB row streams that it picks up late. C++ harness over the bench model's bf16
+// weights as [N, 896] rows (memory-mapped, aligned and 32 bytes off), 2 threads, on a Zen 4 host:
+// M = 1 15-21 GB/s (6-row tiles, prefetch one tile ahead) vs 23-48 (row walk) beside a read probe
+// of 26-48; M = 2 14-21 vs 21-45; at M = 4 the row walk loses (14-20 vs 14-19 for the tiles and
+// 18-30 with the tiles' prefetch two tiles ahead into L2). Each output is summed in the same
+// order either way (one accumulator per output, same k steps), so the results are bit-identical.
+int gRowWalkM = 2;
+// From M = 3 on (6-row tiles), each tile prefetches the W rows of the tile this many ahead into L2
+// (T1). Engine decode, interleaved in one process, same Zen 4 host: 4 sequences 76 -> 102 tok/s,
+// 16 sequences 183 -> 230 against one tile ahead into L1 (T0); two tiles ahead are ~21 KiB of
+// requests in flight per thread, more than L1's miss buffers hold.
+constexpr int kDotPfTiles = 2;
 
 // ---- weight element loaders: 16 elements -> 16 floats
 struct LoadF32 {
@@ -487,8 +503,9 @@ void forwardPackedBf16Dot(float* out, const float* inp, const uint16_t* W, const
 // The first `peel` elements (< 16) are done with one masked step so that the main loop's loads of
 // W and A start on cache-line (f32) or half-line (bf16/f16) boundaries: a 64-byte load that
 // straddles two lines costs two on this core, which halves the loop's speed when every load does.
-// pf, when set, is the next tile's weights (same layout): prefetched in step, so the weight
-// stream from DRAM runs a tile ahead (short row streams the hardware prefetchers pick up late).
+// pf, when set, is the weights of the tile kDotPfTiles ahead (same layout), prefetched into L2 in
+// step, so the weight stream from DRAM runs that far ahead (short row streams the hardware
+// prefetchers pick up late).
 template <int MR, int NW, class L>
 void dotTile(int K, int peel, const float* A, long lda, const typename L::E* W, long ldw, float* C, long ldc,
              bool addC, const float* bias, const typename L::E* pf) {
@@ -515,7 +532,7 @@ void dotTile(int K, int peel, const float* A, long lda, const typename L::E* W, 
   }
   for (; k + 16 <= K; k += 16) {
     if (pf)
-      for (int j = 0; j < kDotNW; j++) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + k), _MM_HINT_T0);
+      for (int j = 0; j < kDotNW; j++) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + k), _MM_HINT_T1);
     __m512 w[NW];
     for (int j = 0; j < NW; j++) {
       w[j] = L::ld(W + j * ldw + k);
@@ -572,6 +589,13 @@ void forwardDot(float* out, const float* inp, const typename L::E* W, const floa
   const float* A = abuf + shift;
   // bf16/f16 rows are widened as they are loaded, once per row block of inp: measured faster than
   // widening each weight block into an f32 buffer first (half the bytes through L1 per load).
+  if (M <= gRowWalkM) {  // one row of W at a time, in order (see gRowWalkM)
+    const auto dot = dots[static_cast<size_t>(M - 1) * kDotNW];  // the M x 1 tile
+#pragma omp parallel for schedule(static) if (streamThreads(M, N, K, sizeof(typename L::E)) > 1)
+    for (int n = 0; n < N; n++)
+      dot(K, peel, A, Kp, W + static_cast<size_t>(n) * K, K, out + n, N, accumulate, bias ? bias + n : nullptr, nullptr);
+    return;
+  }
   const int blocks = (N + kDotNW - 1) / kDotNW;
 #pragma omp parallel for schedule(static) if (streamThreads(M, N, K, sizeof(typename L::E)) > 1)
   for (int b = 0; b < blocks; b++) {
@@ -583,8 +607,8 @@ void forwardDot(float* out, const float* inp, const typename L::E* W, const floa
       const float* a = A + static_cast<size_t>(m0) * Kp;
       float* c = out + static_cast<size_t>(m0) * N + n0;
       const float* bb = bias ? bias + n0 : nullptr;
-      // prefetch the next block of W during the first pass over this one (later passes hit L1)
-      const typename L::E* pf = m0 == 0 && n0 + 2 * kDotNW <= N ? wb + static_cast<size_t>(kDotNW) * K : nullptr;
+      // prefetch a block of W kDotPfTiles ahead during the first pass over this one (later passes hit L1)
+      const typename L::E* pf = m0 == 0 && n0 + (kDotPfTiles + 1) * kDotNW <= N ? wb + static_cast<size_t>(kDotPfTiles * kDotNW) * K : nullptr;
       dots[fi](K, peel, a, Kp, wb, K, c, N, accumulate, bb, pf);
     }
   }
@@ -603,7 +627,7 @@ void dotTileBf16(int K, const uint16_t* A, long lda, const uint16_t* W, long ldw
   int k = 0;
   for (; k + 32 <= K; k += 32) {
     if (pf)
-      for (int j = 0; j < kDotNW; j++) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + k), _MM_HINT_T0);
+      for (int j = 0; j < kDotNW; j++) _mm_prefetch(reinterpret_cast<const char*>(pf + j * ldw + k), _MM_HINT_T1);
     __m512i w[NW];
     for (int j = 0; j < NW; j++) {
       w[j] = _mm512_loadu_si512(W + j * ldw + k);
@@ -652,6 +676,13 @@ void forwardDotBf16(float* out, const float* inp, const uint16_t* W, const float
       _mm512_storeu_si512(a + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
   }
+  if (M <= gRowWalkM) {  // one row of W at a time, in order (see gRowWalkM)
+    const auto dot = dots[static_cast<size_t>(M - 1) * kDotNW];  // the M x 1 tile
+#pragma omp parallel for schedule(static) if (streamThreads(M, N, K, 2) > 1)
+    for (int n = 0; n < N; n++)
+      dot(K, abuf, Kp, W + static_cast<size_t>(n) * K, K, out + n, N, accumulate, bias ? bias + n : nullptr, nullptr);
+    return;
+  }
   const int blocks = (N + kDotNW - 1) / kDotNW;
 #pragma omp parallel for schedule(static) if (streamThreads(M, N, K, 2) > 1)
   for (int b = 0; b < blocks; b++) {
@@ -660,7 +691,7 @@ void forwardDotBf16(float* out, const float* inp, const uint16_t* W, const float
     for (int m0 = 0; m0 < M; m0 += kDotMR) {
       const int mr = std::min(kDotMR, M - m0);
       const size_t fi = static_cast<size_t>(mr - 1) * kDotNW + (nw - 1);
-      const uint16_t* pf = m0 == 0 && n0 + 2 * kDotNW <= N ? wb + static_cast<size_t>(kDotNW) * K : nullptr;
+      const uint16_t* pf = m0 == 0 && n0 + (kDotPfTiles + 1) * kDotNW <= N ? wb + static_cast<size_t>(kDotPfTiles * kDotNW) * K : nullptr;
       dots[fi](K, abuf + m0 * Kp, Kp, wb, K, out + static_cast<size_t>(m0) * N + n0, N, accumulate,
                bias ? bias + n0 : nullptr, pf);
     }
@@ -914,6 +945,12 @@ int matmul_avx512_set_small_m(int smallM) {
   return prev;
 }
 
+int matmul_avx512_set_row_walk_m(int m) {
+  const int prev = gRowWalkM;
+  gRowWalkM = std::clamp(m, 0, kDotMR);
+  return prev;
+}
+
 int matmul_avx512_set_serial_stream_bytes(int bytes) {
   const int prev = gSerialStreamBytes;
   gSerialStreamBytes = std::max(0, bytes);
@@ -983,6 +1020,7 @@ bool matmul_avx512_compiled() { return false; }
 bool matmul_avx512_bf16() { return false; }
 int matmul_avx512_set_small_m(int) { return 0; }
 int matmul_avx512_set_serial_stream_bytes(int) { return 0; }
+int matmul_avx512_set_row_walk_m(int) { return 0; }
 int matmul_avx512_set_bf16_dot(int) { return 0; }
 bool matmul_avx512_set_enabled(bool) { return false; }
 bool matmul_forward_avx512(float*, const float*, const Mat&, const float*, int, bool) { return false; }

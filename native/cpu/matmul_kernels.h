@@ -65,6 +65,9 @@ int matmul_avx512_set_small_m(int smallM);
 // The dot kernels (M < smallM) split W between threads from this many bytes of W on (default
 // 64 KiB; a large value restores the old rule, split from 2^20 multiply-adds). Returns the previous.
 int matmul_avx512_set_serial_stream_bytes(int bytes);
+// The forward's dot kernels walk W one row at a time, in address order, for M up to this many rows
+// (default 2; 0 = always 6-row tiles; at most 4); bit-identical results either way. Returns the previous.
+int matmul_avx512_set_row_walk_m(int m);
 
 // Opt-in, off by default: forward with BF16 weights and M >= smallM rounds inp to bf16 and uses
 // AVX512_BF16 dot products (vdpbf16ps, twice the f32 FMA rate). Adds a relative error of up to

@@ -31,6 +31,8 @@ export interface KernelExports {
   _matmulSetSmallM(smallM: number): number;
   /** The dot kernels split W between threads from this many bytes of W on (default 65536). Returns the previous value. */
   _matmulSetSerialStreamBytes(bytes: number): number;
+  /** The forward's dot kernels walk W one row at a time for M up to m rows (default 2; 0 = 6-row tiles). Returns the previous value. */
+  _matmulSetRowWalkM(m: number): number;
   /** GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread for `seconds`. */
   _fmaPeak(seconds: number): number;
 }
