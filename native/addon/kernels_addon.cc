@@ -16,8 +16,9 @@
 //   _matmulSetBf16Dot(on) -> previous value (opt-in bf16 x bf16 forward for BF16 weights, M >= smallM)
 //   _matmulSetSerialStreamBytes(bytes) -> previous value (the dot kernels split W between threads
 //     from this many bytes of W on; default 65536)
-//   _matmulSetRowWalkM(m) -> previous value (the forward's dot kernels walk W one row at a time for
-//     M up to m rows; default 2, 0 = always 6-row tiles; bit-identical either way)
+//   _matmulSetRowWalkM(m) -> previous value (the forward's dot kernels, AVX-512 and AVX2, walk W one
+//     row at a time for M up to m rows; default 2, 0 = always 6-row tiles / 4-row groups;
+//     bit-identical either way)
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
 //   _avx512Kernels(on) -> previous setting (every AVX-512 kernel: off = what a CPU without AVX-512 runs)
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
@@ -255,7 +256,9 @@ Napi::Value MatmulSetSerialStreamBytes(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MatmulSetRowWalkM(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_row_walk_m(intArg(info, 0, "m", 0)));
+  const int m = intArg(info, 0, "m", 0);
+  cpu::matmul_avx2_set_row_walk_m(m);
+  return Napi::Number::New(info.Env(), cpu::matmul_avx512_set_row_walk_m(m));
 }
 
 Napi::Value LoraKernelsSetEnabled(const Napi::CallbackInfo& info) {

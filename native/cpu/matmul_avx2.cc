@@ -62,6 +62,12 @@ constexpr int kKC = 256;          // reductions per block (a B panel: kKC x kNR 
 constexpr int kNC = 256;          // columns per packed B block (kKC x kNC floats = 256 KiB, L2)
 constexpr int kMC = 96;           // rows per pass over a packed B block (multiple of kMR; its A in L2)
 constexpr int kSmallM = 6;        // forward below this many rows: dot products straight from W
+// Forward with M up to this many rows: W walked one row at a time, in address order, instead of 4
+// interleaved rows (one ascending stream per thread; see gRowWalkM in matmul_avx512.cc). The same
+// per-output summation order as the 4-row groups (a full group sums k in 8-lane steps, then the tail),
+// but only where a group is full: for the last N % 4 rows the groups sum the whole row as a tail, so
+// the walk does the same there.
+int gRowWalkM = 2;
 constexpr double kSerialWork = 1 << 20;  // multiply-adds below which a product stays on one thread
 
 // n weights of a stored row, from element `at`, as float into dst.
@@ -276,6 +282,23 @@ template <DType DT>
 void forwardDot(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate) {
   const int N = w.rows, K = w.cols;
   const int T = double(M) * N * K < kSerialWork || omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  if (M <= gRowWalkM) {  // one row of W at a time, in address order (see gRowWalkM)
+#pragma omp parallel for schedule(static) num_threads(T)
+    for (int n = 0; n < N; n++)
+      for (int m = 0; m < M; m++) {
+        const float* x = inp + static_cast<size_t>(m) * K;
+        __m256 acc = _mm256_setzero_ps();
+        int k = 0;
+        if (n < N / 4 * 4)  // rows of a full group of 4
+          for (; k + 8 <= K; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), load8<DT>(w.data, static_cast<size_t>(n) * K + k), acc);
+        float v = hsum8(acc);
+        for (int kk = k; kk < K; kk++) v += x[kk] * load1<DT>(w.data, static_cast<size_t>(n) * K + kk);
+        v += bias ? bias[n] : 0.0f;
+        float& o = out[static_cast<size_t>(m) * N + n];
+        o = accumulate ? o + v : v;
+      }
+    return;
+  }
   const int groups = (N + 3) / 4;
 #pragma omp parallel for schedule(static) num_threads(T)
   for (int g = 0; g < groups; g++) {
@@ -343,6 +366,12 @@ namespace {
 bool floatWeights(const Mat& w) { return w.dtype == DType::F32 || w.dtype == DType::BF16 || w.dtype == DType::F16; }
 }  // namespace
 
+int matmul_avx2_set_row_walk_m(int m) {
+  const int prev = gRowWalkM;
+  gRowWalkM = std::clamp(m, 0, kSmallM - 1);
+  return prev;
+}
+
 bool matmul_forward_avx2(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate) {
   if (!gCpuAvx2 || !floatWeights(w) || w.cols <= 0) return false;
   if (M <= 0 || w.rows <= 0) return true;
@@ -375,6 +404,7 @@ bool matmul_backward_weight_avx2(float* dweight, float* dbias, const float* dout
 #else  // not x86-64: the portable loops
 
 bool matmul_avx2_available() { return false; }
+int matmul_avx2_set_row_walk_m(int) { return 0; }
 bool matmul_forward_avx2(float*, const float*, const Mat&, const float*, int, bool) { return false; }
 bool matmul_backward_input_avx2(float*, const float*, const Mat&, int) { return false; }
 bool matmul_backward_weight_avx2(float*, float*, const float*, const float*, int, int, int) { return false; }

@@ -57,6 +57,9 @@ bool matmul_avx2_available();
 bool matmul_forward_avx2(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate);
 bool matmul_backward_input_avx2(float* dinp, const float* dout, const Mat& w, int M);
 bool matmul_backward_weight_avx2(float* dweight, float* dbias, const float* dout, const float* inp, int M, int K, int N);
+// The AVX2 forward's dot kernels walk W one row at a time for M up to this many rows (default 2,
+// at most 5; 0 = always 4-row groups), as the AVX-512 ones do; bit-identical. Returns the previous.
+int matmul_avx2_set_row_walk_m(int m);
 
 // Tuning knobs of the AVX-512 forward, for benchmarks: below smallM rows the forward uses
 // K-vectorised dot products straight from W (no packing; decode), from smallM on it packs W into

@@ -379,33 +379,35 @@ describe('matmul kernels against a float64 reference', () => {
       }
   });
 
-  it('decode of one or two rows: the row walk gives the same bits as the 6-row tiles', () => {
+  it('decode of one or two rows: the row walk gives the same bits as the row tiles', () => {
     // For M <= 2 the dot kernels walk W one row at a time in address order (a stream the hardware
-    // prefetcher follows); from M = 3 on they use 6-row tiles. A sequence decoded alone and in a
-    // batch must get the same logits, so both must sum each output in the same order. _matmulSetRowWalkM(0)
-    // turns the walk off. Shapes with N not a multiple of 6, odd K with a masked tail, W at an odd
-    // element offset, bias and accumulate.
-    if (!info.avx512) return;
-    for (const dtype of ['F32', 'BF16', 'F16', 'BF16_PRODUCTS'] as const)
-      for (const [M, K, N] of [[1, 896, 130], [2, 896, 131], [1, 62, 17], [2, 100, 5], [1, 4864, 29]] as const) {
-        if (dtype === 'BF16_PRODUCTS' && K % 2 !== 0) continue;
-        const next = rng(M * 977 + K + 7 * N);
-        const W = makeWeights(N, K, dtype === 'BF16_PRODUCTS' ? 'BF16' : dtype, dtype === 'F32' ? 4 : 2, next);
-        const inp = randF32(M * K, next);
-        const bias = randF32(N, next);
-        const init = randF32(M * N, next);
-        const walk = Float32Array.from(init);
-        const tiles = Float32Array.from(init);
-        addon._matmulForward(walk, inp, W.bytes, dtype, M, K, N, bias, true, 'auto');
-        const prev = addon._matmulSetRowWalkM(0);
-        try {
-          addon._matmulForward(tiles, inp, W.bytes, dtype, M, K, N, bias, true, 'auto');
-        } finally {
-          addon._matmulSetRowWalkM(prev);
+    // prefetcher follows); from M = 3 on they use tiles of rows (6 in the AVX-512 kernels, 4 in the
+    // AVX2 ones). A sequence decoded alone and in a batch must get the same logits, so both must
+    // sum each output in the same order. _matmulSetRowWalkM(0) turns the walk off. Shapes with N
+    // not a multiple of 6 or 4, odd K with a masked tail, W at an odd element offset, bias and
+    // accumulate; what the model calls ('auto') and, where the CPU has AVX2, the AVX2 kernels.
+    const impls: KernelImpl[] = [...(info.avx512 ? (['auto'] as const) : []), ...(info.avx2 ? (['avx2'] as const) : [])];
+    for (const impl of impls)
+      for (const dtype of ['F32', 'BF16', 'F16', 'BF16_PRODUCTS'] as const)
+        for (const [M, K, N] of [[1, 896, 130], [2, 896, 131], [1, 62, 17], [2, 100, 5], [1, 4864, 29]] as const) {
+          if (dtype === 'BF16_PRODUCTS' && (K % 2 !== 0 || impl === 'avx2')) continue;
+          const next = rng(M * 977 + K + 7 * N);
+          const W = makeWeights(N, K, dtype === 'BF16_PRODUCTS' ? 'BF16' : dtype, dtype === 'F32' ? 4 : 2, next);
+          const inp = randF32(M * K, next);
+          const bias = randF32(N, next);
+          const init = randF32(M * N, next);
+          const walk = Float32Array.from(init);
+          const tiles = Float32Array.from(init);
+          addon._matmulForward(walk, inp, W.bytes, dtype, M, K, N, bias, true, impl);
+          const prev = addon._matmulSetRowWalkM(0);
+          try {
+            addon._matmulForward(tiles, inp, W.bytes, dtype, M, K, N, bias, true, impl);
+          } finally {
+            addon._matmulSetRowWalkM(prev);
+          }
+          expect(prev, 'default row-walk limit').toBe(2);
+          expect(Array.from(walk), `${impl} ${dtype} M=${M} K=${K} N=${N}`).toEqual(Array.from(tiles));
         }
-        expect(prev, 'default row-walk limit').toBe(2);
-        expect(Array.from(walk), `${dtype} M=${M} K=${K} N=${N}`).toEqual(Array.from(tiles));
-      }
   });
 
   it('the double build (F64 weights, Float64Array activations) matches to 1e-12', () => {
