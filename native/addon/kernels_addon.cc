@@ -35,8 +35,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
+#include "addon/compute_thread.h"
 #include "cpu/matmul_kernels.h"
 #include "cpu/ops.h"
 
@@ -124,11 +126,22 @@ Mat weightArg(const Napi::CallbackInfo& info, size_t iw, size_t idt, int N, int 
   return m;
 }
 
+// Runs f reps times on the compute thread (every OpenMP region must run there: compute_thread.h)
+// and returns the seconds it took; f reports a failure by throwing std::runtime_error, which comes
+// back here as a JS error (no N-API call may happen off the JS thread).
 template <class F>
-double timed(int reps, F&& f) {
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps; r++) f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+double timed(Napi::Env env, int reps, F&& f) {
+  double seconds = 0;
+  try {
+    runOnComputeThread([&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int r = 0; r < reps; r++) f();
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return seconds;
 }
 
 template <typename T>
@@ -141,14 +154,14 @@ double forwardT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int 
   const bool acc = info[8].As<Napi::Boolean>().Value();
   const Impl impl = implArg(info, 9);
   const int reps = repsArg(info, 10);
-  return timed(reps, [&] {
+  return timed(info.Env(), reps, [&] {
     if constexpr (std::is_same_v<T, float>) {
       if (impl == Impl::Avx512) {
-        if (!cpu::matmul_forward_avx512(out, inp, w, bias, M, acc)) throw Napi::Error::New(env, "avx512 forward: unsupported dtype");
+        if (!cpu::matmul_forward_avx512(out, inp, w, bias, M, acc)) throw std::runtime_error("avx512 forward: unsupported dtype");
         return;
       }
       if (impl == Impl::Avx2) {
-        if (!cpu::matmul_forward_avx2(out, inp, w, bias, M, acc)) throw Napi::Error::New(env, "avx2 forward: unsupported call");
+        if (!cpu::matmul_forward_avx2(out, inp, w, bias, M, acc)) throw std::runtime_error("avx2 forward: unsupported call");
         return;
       }
     }
@@ -167,19 +180,18 @@ Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
 
 template <typename T>
 double backwardInputT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int N) {
-  Napi::Env env = info.Env();
   T* dinp = floats<T>(info[0], static_cast<size_t>(M) * K, "dinp");
   const T* dout = floats<T>(info[1], static_cast<size_t>(M) * N, "dout");
   const Impl impl = implArg(info, 7);
   const int reps = repsArg(info, 8);
-  return timed(reps, [&] {
+  return timed(info.Env(), reps, [&] {
     if constexpr (std::is_same_v<T, float>) {
       if (impl == Impl::Avx512) {
-        if (!cpu::matmul_backward_input_avx512(dinp, dout, w, M)) throw Napi::Error::New(env, "avx512 backward_input: unsupported dtype");
+        if (!cpu::matmul_backward_input_avx512(dinp, dout, w, M)) throw std::runtime_error("avx512 backward_input: unsupported dtype");
         return;
       }
       if (impl == Impl::Avx2) {
-        if (!cpu::matmul_backward_input_avx2(dinp, dout, w, M)) throw Napi::Error::New(env, "avx2 backward_input: unsupported dtype");
+        if (!cpu::matmul_backward_input_avx2(dinp, dout, w, M)) throw std::runtime_error("avx2 backward_input: unsupported dtype");
         return;
       }
     }
@@ -205,7 +217,7 @@ double backwardWeightT(const Napi::CallbackInfo& info, int M, int K, int N) {
   const Impl impl = implArg(info, 7);
   const int reps = repsArg(info, 8);
   const bool bf16 = info.Length() > 9 && info[9].IsBoolean() && info[9].As<Napi::Boolean>().Value();
-  return timed(reps, [&] {
+  return timed(info.Env(), reps, [&] {
     if constexpr (std::is_same_v<T, float>) {
       if (impl == Impl::Avx512) {
         cpu::matmul_backward_weight_avx512(dw, db, dout, inp, M, K, N, bf16);
@@ -305,11 +317,13 @@ Napi::Value Bf16Peak(const Napi::CallbackInfo& info) {
   const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
 #if defined(__x86_64__) && defined(__GNUC__)
   if (!cpu::matmul_avx512_bf16()) return info.Env().Null();
-  double flops = 0;
-  const auto t0 = std::chrono::steady_clock::now();
+  double flops = 0, t = 0;
+  runOnComputeThread([&] {  // every OpenMP region on the compute thread (compute_thread.h)
+    const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel reduction(+ : flops)
-  flops += bf16FlopsOnThisThread(t0, seconds);
-  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    flops += bf16FlopsOnThisThread(t0, seconds);
+    t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
   return Napi::Number::New(info.Env(), flops / t / 1e9);
 #else
   (void)seconds;
@@ -319,8 +333,7 @@ Napi::Value Bf16Peak(const Napi::CallbackInfo& info) {
 
 // Register-only fp32 FMA throughput: 24 independent accumulator chains per thread (enough to
 // cover the FMA latency on both pipes), every OpenMP thread at once.
-Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
-  const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
+double fmaPeakGflops(double seconds) {
   double flops = 0;
   const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel reduction(+ : flops)
@@ -357,17 +370,33 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
     flops += perIter * static_cast<double>(iters);
   }
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return Napi::Number::New(info.Env(), flops / t / 1e9);
+  return flops / t / 1e9;
 }
 
-Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
-  const int megabytes = intArg(info, 0, "megabytes", 1);
-  const int passes = intArg(info, 1, "passes", 1);
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.2;
+  double gflops = 0;
+  runOnComputeThread([&] { gflops = fmaPeakGflops(seconds); });  // OpenMP only on the compute thread (compute_thread.h)
+  return Napi::Number::New(info.Env(), gflops);
+}
+
+// GB/s of reading megabytes MiB passes times (see the file's header); on the compute thread.
+double memReadGBps(int megabytes, int passes) {
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: huge-page sized and aligned
   const size_t bytes = (static_cast<size_t>(megabytes) << 20) / kAlign * kAlign + kAlign;
-  float* buf = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
-  if (!buf) throw Napi::Error::New(info.Env(), "_memReadBandwidth: out of memory");
-  madvise(buf, bytes, MADV_HUGEPAGE);  // fresh 4 KiB pages cost ~11 us each here; best effort
+  // One buffer for the process's life, grown when a larger one is asked for, never freed: on these
+  // VMs memory handed back to the OS is reported to the hypervisor (free page reporting), and a
+  // probe that allocated and freed 512 MiB before each run slowed the engine's single-sequence
+  // decode that followed from ~29 to ~15 tok/s, recovering only over tens of seconds.
+  static float* buf = nullptr;
+  static size_t have = 0;
+  if (bytes > have) {
+    std::free(buf);
+    buf = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+    have = buf ? bytes : 0;
+    if (!buf) throw std::runtime_error("_memReadBandwidth: out of memory");
+    madvise(buf, bytes, MADV_HUGEPAGE);  // fresh 4 KiB pages cost ~11 us each here; best effort
+  }
   const size_t n = bytes / sizeof(float);
   double sink = 0;
   double seconds = 0;
@@ -410,9 +439,20 @@ Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
 #pragma omp master
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  std::free(buf);
   if (sink == 1.5) seconds += 1e-12;  // keep the sums alive
-  return Napi::Number::New(info.Env(), static_cast<double>(bytes) * passes / seconds / 1e9);
+  return static_cast<double>(bytes) * passes / seconds / 1e9;
+}
+
+Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
+  const int megabytes = intArg(info, 0, "megabytes", 1);
+  const int passes = intArg(info, 1, "passes", 1);
+  double gbps = 0;
+  try {
+    runOnComputeThread([&] { gbps = memReadGBps(megabytes, passes); });  // OpenMP only on the compute thread
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+  return Napi::Number::New(info.Env(), gbps);
 }
 
 }  // namespace

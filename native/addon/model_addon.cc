@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 
+#include "addon/compute_thread.h"
 #include "convert.h"
 #include "rrec/adamw.h"
 #include "rrec/errors.h"
@@ -45,7 +46,7 @@ void setParamValues(Param<T>& p, const std::vector<double>& values, Napi::Env en
   if (values.size() != p.numel)
     throw Napi::Error::New(env, "parameter \"" + p.name + "\" has " + std::to_string(p.numel) + " values, got " + std::to_string(values.size()));
   for (size_t i = 0; i < p.numel; i++) p.value[i] = static_cast<T>(values[i]);
-  refreshBf16Copy(p);
+  runOnComputeThread([&] { refreshBf16Copy(p); });  // an OpenMP loop: only on the compute thread (compute_thread.h)
 }
 
 enum class ParamOp { List, Value, Grad, Set };
@@ -230,7 +231,9 @@ class NativeOptimizer : public Napi::ObjectWrap<NativeOptimizer> {
   }
   Napi::Value GradNorm(const Napi::CallbackInfo& info) {
     ready(info.Env());
-    return Napi::Number::New(info.Env(), d ? d->gradNorm() : f->gradNorm());
+    double norm = 0;
+    runOnComputeThread([&] { norm = d ? d->gradNorm() : f->gradNorm(); });  // an OpenMP reduction (compute_thread.h)
+    return Napi::Number::New(info.Env(), norm);
   }
   Napi::Value Steps(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(d ? d->steps() : f->steps()));
