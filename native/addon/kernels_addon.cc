@@ -384,10 +384,9 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
 double memReadGBps(int megabytes, int passes) {
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: huge-page sized and aligned
   const size_t bytes = (static_cast<size_t>(megabytes) << 20) / kAlign * kAlign + kAlign;
-  // One buffer for the process's life, grown when a larger one is asked for, never freed: on these
-  // VMs memory handed back to the OS is reported to the hypervisor (free page reporting), and a
-  // probe that allocated and freed 512 MiB before each run slowed the engine's single-sequence
-  // decode that followed from ~29 to ~15 tok/s, recovering only over tens of seconds.
+  // One buffer for the process's life, grown when a larger one is asked for, never freed: the bench
+  // probes before every single-sequence decode run, and faulting 512 MiB of fresh pages in again
+  // each time is slow on these VMs (docs/machine-limits.md in the shared folder).
   static float* buf = nullptr;
   static size_t have = 0;
   if (bytes > have) {
