@@ -6,6 +6,11 @@
 // Jobs run in arrival order; the AsyncWorker thread blocks until its job is done, so Promise
 // semantics are unchanged. Jobs were already serialised per model (its mutex) and all compete for
 // the same cores.
+// Synchronous calls that open an OpenMP region (gradNorm, setParam's bf16 refresh, the kernel
+// exports) come here too, blocking the JS thread meanwhile (behind a running job of another model,
+// if any): a region opened on any other thread gives libgomp a second team, and with more managed
+// threads than CPUs it spins only 100 iterations between regions, so every later region pays a
+// futex wake-up (single-sequence decode ~30 -> ~22 tok/s for the rest of the process, measured).
 #pragma once
 #include <functional>
 
