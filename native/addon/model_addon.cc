@@ -46,7 +46,9 @@ void setParamValues(Param<T>& p, const std::vector<double>& values, Napi::Env en
   if (values.size() != p.numel)
     throw Napi::Error::New(env, "parameter \"" + p.name + "\" has " + std::to_string(p.numel) + " values, got " + std::to_string(values.size()));
   for (size_t i = 0; i < p.numel; i++) p.value[i] = static_cast<T>(values[i]);
-  runOnComputeThread([&] { refreshBf16Copy(p); });  // an OpenMP loop: only on the compute thread (compute_thread.h)
+  // the bf16 refresh is an OpenMP loop: only on the compute thread (compute_thread.h); a parameter
+  // without a copy (every adapter tensor) needs no hop there
+  if (p.bf16Copy) runOnComputeThread([&] { refreshBf16Copy(p); });
 }
 
 enum class ParamOp { List, Value, Grad, Set };

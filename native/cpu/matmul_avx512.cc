@@ -587,8 +587,6 @@ void forwardDot(float* out, const float* inp, const typename L::E* W, const floa
   for (int m = 0; m < M; m++)
     std::copy(inp + static_cast<size_t>(m) * K, inp + static_cast<size_t>(m + 1) * K, abuf + m * Kp + shift);
   const float* A = abuf + shift;
-  // bf16/f16 rows are widened as they are loaded, once per row block of inp: measured faster than
-  // widening each weight block into an f32 buffer first (half the bytes through L1 per load).
   if (M <= gRowWalkM) {  // one row of W at a time, in order (see gRowWalkM)
     const auto dot = dots[static_cast<size_t>(M - 1) * kDotNW];  // the M x 1 tile
 #pragma omp parallel for schedule(static) if (streamThreads(M, N, K, sizeof(typename L::E)) > 1)
@@ -596,6 +594,8 @@ void forwardDot(float* out, const float* inp, const typename L::E* W, const floa
       dot(K, peel, A, Kp, W + static_cast<size_t>(n) * K, K, out + n, N, accumulate, bias ? bias + n : nullptr, nullptr);
     return;
   }
+  // bf16/f16 rows are widened as they are loaded, once per row block of inp: measured faster than
+  // widening each weight block into an f32 buffer first (half the bytes through L1 per load).
   const int blocks = (N + kDotNW - 1) / kDotNW;
 #pragma omp parallel for schedule(static) if (streamThreads(M, N, K, sizeof(typename L::E)) > 1)
   for (int b = 0; b < blocks; b++) {
