@@ -14,6 +14,7 @@
 #include "rrec/engine.h"
 #include "rrec/errors.h"
 #include "core/sampler.h"
+#include "cpu/sampler.h"
 #include "worker.h"
 
 namespace rrec::addon {
@@ -316,13 +317,20 @@ Napi::Value SampleFromLogits(const Napi::CallbackInfo& info) {
     if (allowed.size() != z.size()) throw Napi::Error::New(env, "_sampleFromLogits: allowed must have one entry per logit");
   }
   Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(std::max(0, count)));
-  SamplerScratch s;
+  cpu::SamplerScratch s;
+  cpu::SampleParams sp;
+  sp.temperature = p.temperature;
+  sp.topK = p.topK;
+  sp.topP = p.topP;
+  sp.minP = p.minP;
+  sp.repetitionPenalty = p.repetitionPenalty;
+  sp.presencePenalty = p.presencePenalty;
   const uint8_t* mask = allowed.empty() ? nullptr : allowed.data();
   const int V = static_cast<int>(z.size()), H = static_cast<int>(history.size());
   for (int i = 0; i < count; i++) {
     const double u = samplingUniform(p.seed, sample, startIndex + i);
-    out[i] = f32 ? sampleToken(zf.data(), V, p, history.data(), H, promptLen, mask, u, s)
-                 : sampleToken(z.data(), V, p, history.data(), H, promptLen, mask, u, s);
+    out[i] = f32 ? cpu::sampleToken(zf.data(), V, sp, history.data(), H, promptLen, mask, u, s)
+                 : cpu::sampleToken(z.data(), V, sp, history.data(), H, promptLen, mask, u, s);
   }
   return out;
 }

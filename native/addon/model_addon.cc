@@ -11,6 +11,7 @@
 #include "addon/compute_thread.h"
 #include "convert.h"
 #include "rrec/adamw.h"
+#include "rrec/backend_registry.h"
 #include "rrec/errors.h"
 #include "rrec/model.h"
 #include "handles.h"
@@ -20,15 +21,13 @@ namespace rrec::addon {
 
 namespace {
 
-template <typename T>
-Param<T>* findParam(std::vector<Param<T>>& ps, const std::string& name, Napi::Env env) {
-  for (Param<T>& p : ps)
+Param* findParam(std::vector<Param>& ps, const std::string& name, Napi::Env env) {
+  for (Param& p : ps)
     if (p.name == name) return &p;
   throw Napi::Error::New(env, "no trainable parameter named \"" + name + "\"");
 }
 
-template <typename T>
-Napi::Value paramList(Napi::Env env, std::vector<Param<T>>& ps) {
+Napi::Value paramList(Napi::Env env, std::vector<Param>& ps) {
   Napi::Array out = Napi::Array::New(env, ps.size());
   for (size_t i = 0; i < ps.size(); i++) {
     Napi::Object o = Napi::Object::New(env);
@@ -41,14 +40,26 @@ Napi::Value paramList(Napi::Env env, std::vector<Param<T>>& ps) {
   return out;
 }
 
+// A device tensor of n elements of T, copied into a new typed array (Float32Array / Float64Array).
 template <typename T>
-void setParamValues(Param<T>& p, const std::vector<double>& values, Napi::Env env) {
-  if (values.size() != p.numel)
+Napi::Value downloadTyped(Napi::Env env, Backend& be, const TensorRef& t, int64_t n) {
+  std::vector<T> host(static_cast<size_t>(n));
+  runOnComputeThread([&] { be.download(host.data(), dtypeOf<T>(), t, static_cast<uint64_t>(n)); });
+  return typedArrayOf(env, host.data(), host.size());
+}
+
+template <typename T>
+void setParamValues(Backend& be, Param& p, const std::vector<double>& values, Napi::Env env) {
+  if (static_cast<int64_t>(values.size()) != p.numel)
     throw Napi::Error::New(env, "parameter \"" + p.name + "\" has " + std::to_string(p.numel) + " values, got " + std::to_string(values.size()));
-  for (size_t i = 0; i < p.numel; i++) p.value[i] = static_cast<T>(values[i]);
-  // the bf16 refresh is an OpenMP loop: only on the compute thread (compute_thread.h); a parameter
-  // without a copy (every adapter tensor) needs no hop there
-  if (p.bf16Copy) runOnComputeThread([&] { refreshBf16Copy(p); });
+  // the upload and the bf16 refresh run on the compute thread (compute_thread.h: OpenMP regions
+  // only there; a device backend's stream is driven from there too)
+  runOnComputeThread([&] {
+    std::vector<T> host(values.size());
+    for (size_t i = 0; i < values.size(); i++) host[i] = static_cast<T>(values[i]);
+    be.upload(p.value, host.data(), dtypeOf<T>(), host.size());
+    refreshBf16Copy(be, p);
+  });
 }
 
 enum class ParamOp { List, Value, Grad, Set };
@@ -56,15 +67,15 @@ enum class ParamOp { List, Value, Grad, Set };
 // The named-parameter calls shared by NativeAdapter and NativeModel: list, read a value or its
 // gradient (copies), or set a value.
 template <typename T>
-Napi::Value paramOp(const Napi::CallbackInfo& info, std::vector<Param<T>>& ps, ParamOp op) {
+Napi::Value paramOp(const Napi::CallbackInfo& info, Backend& be, std::vector<Param>& ps, ParamOp op) {
   Napi::Env env = info.Env();
   if (op == ParamOp::List) return paramList(env, ps);
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "the parameter name must be a string");
-  Param<T>* p = findParam(ps, info[0].As<Napi::String>().Utf8Value(), env);
+  Param* p = findParam(ps, info[0].As<Napi::String>().Utf8Value(), env);
   switch (op) {
-    case ParamOp::Value: return typedArrayOf(env, p->value, p->numel);
-    case ParamOp::Grad: return typedArrayOf(env, p->grad, p->numel);
-    default: setParamValues(*p, numberArray(info[1], "values"), env); return env.Undefined();
+    case ParamOp::Value: return downloadTyped<T>(env, be, p->value, p->numel);
+    case ParamOp::Grad: return downloadTyped<T>(env, be, p->grad, p->numel);
+    default: setParamValues<T>(be, *p, numberArray(info[1], "values"), env); return env.Undefined();
   }
 }
 
@@ -90,24 +101,26 @@ class NativeAdapter : public Napi::ObjectWrap<NativeAdapter> {
   Napi::Value withParams(Napi::Env env, Fn fn) {
     handle->check(env);
     if (handle->busy > 0) throw Napi::Error::New(env, "the model is busy (a forward, backward or step is running); await it first");
-    return d ? fn(d->params()) : fn(f->params());
+    return d ? fn(d->params(), d->backend(), 0.0) : fn(f->params(), f->backend(), 0.0f);
   }
   Napi::Value Params(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::List); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::List); });
   }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Value); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::Value); });
   }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Grad); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::Grad); });
   }
   Napi::Value SetParam(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Set); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::Set); });
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto&) {
-      if (d) d->zeroGrad();
-      else f->zeroGrad();
+    return withParams(info.Env(), [&](auto&, Backend&, auto) {
+      runOnComputeThread([&] {
+        if (d) d->zeroGrad();
+        else f->zeroGrad();
+      });
       return info.Env().Undefined();
     });
   }
@@ -122,7 +135,7 @@ class NativeForwardPass : public Napi::ObjectWrap<NativeForwardPass> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NativeForwardPass",
                        {InstanceMethod("logp", &NativeForwardPass::Logp), InstanceMethod("entropy", &NativeForwardPass::Entropy),
-                        InstanceMethod("backward", &NativeForwardPass::Backward),
+                        InstanceMethod("backward", &NativeForwardPass::Backward), InstanceMethod("hidden", &NativeForwardPass::Hidden),
                         InstanceMethod("canBackward", &NativeForwardPass::CanBackward),
                         InstanceMethod("release", &NativeForwardPass::Release)});
   }
@@ -150,6 +163,13 @@ class NativeForwardPass : public Napi::ObjectWrap<NativeForwardPass> {
     if (e.empty()) return info.Env().Null();
     return asTyped<void>(info.Env(), e, d != nullptr);
   }
+  // [h * C] final-norm hidden states at batch.hiddenRows (Float32Array / Float64Array), null when none
+  Napi::Value Hidden(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (d) return d->hidden().empty() ? env.Null() : typedArrayOf<double>(env, d->hidden().data(), d->hidden().size());
+    if (!f || f->hidden().empty()) return env.Null();
+    return typedArrayOf<float>(env, f->hidden().data(), f->hidden().size());
+  }
   Napi::Value CanBackward(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), !running && (d ? d->canBackward() : (f && f->canBackward())));
   }
@@ -167,16 +187,21 @@ class NativeForwardPass : public Napi::ObjectWrap<NativeForwardPass> {
     if (!(d ? d->canBackward() : (f && f->canBackward())))
       throw Napi::Error::New(env, "backward: this pass has no activations (released, run with keepForBackward: false, or already back-propagated)");
     auto grads = std::make_shared<std::vector<double>>(numberArray(info[0], "dlogp"));
+    auto dhidden = std::make_shared<std::vector<double>>();
+    const bool hasHidden = info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull();
+    if (hasHidden) *dhidden = numberArray(info[1], "dhidden");
     auto guard = std::make_shared<BusyGuard>(handle);
     running = true;
     auto h = handle;
     NativeForwardPass* self = this;
     return PromiseWorker::Queue(
         env, "rrec.backward",
-        [h, self, grads]() {
+        [h, self, grads, dhidden, hasHidden]() {
           std::lock_guard<std::mutex> lock(h->mu);
-          if (h->d) h->d->backward(*self->d, grads->data(), static_cast<int>(grads->size()));
-          else h->f->backward(*self->f, grads->data(), static_cast<int>(grads->size()));
+          const double* dh = hasHidden ? dhidden->data() : nullptr;
+          const int64_t nh = static_cast<int64_t>(dhidden->size());
+          if (h->d) h->d->backward(*self->d, grads->data(), static_cast<int>(grads->size()), dh, nh);
+          else h->f->backward(*self->f, grads->data(), static_cast<int>(grads->size()), dh, nh);
         },
         nullptr,
         [guard, self]() {
@@ -245,45 +270,51 @@ class NativeOptimizer : public Napi::ObjectWrap<NativeOptimizer> {
     Napi::Env env = info.Env();
     ready(env);
     Napi::Object out = Napi::Object::New(env);
-    auto fill = [&](auto& opt) {
+    auto fill = [&](auto& opt, auto t) {
+      using T = decltype(t);
       out.Set("step", Napi::Number::New(env, static_cast<double>(opt.steps())));
       Napi::Array m = Napi::Array::New(env, opt.size()), v = Napi::Array::New(env, opt.size());
       for (size_t i = 0; i < opt.size(); i++) {
-        m[i] = typedArrayOf(env, opt.m(i).data(), opt.m(i).size());
-        v[i] = typedArrayOf(env, opt.v(i).data(), opt.v(i).size());
+        m[i] = downloadTyped<T>(env, opt.backend(), opt.m(i).ref(), opt.m(i).numel());
+        v[i] = downloadTyped<T>(env, opt.backend(), opt.v(i).ref(), opt.v(i).numel());
       }
       out.Set("m", m);
       out.Set("v", v);
     };
-    if (d) fill(*d);
-    else fill(*f);
+    if (d) fill(*d, 0.0);
+    else fill(*f, 0.0f);
     return out;
   }
   Napi::Value SetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ready(env);
     Napi::Object s = objectArg(info, 0, "optimizer state");
-    auto load = [&](auto& opt) {
-      using T = typename std::remove_reference_t<decltype(opt.m(0))>::value_type;
+    auto load = [&](auto& opt, auto t) {
+      using T = decltype(t);
       Napi::Value mv = s.Get("m"), vv = s.Get("v");
       if (!mv.IsArray() || !vv.IsArray()) throw Napi::TypeError::New(env, "optimizer state needs arrays m and v");
       Napi::Array m = mv.As<Napi::Array>(), v = vv.As<Napi::Array>();
       if (m.Length() != opt.size() || v.Length() != opt.size())
         throw Napi::Error::New(env, "optimizer state has " + std::to_string(m.Length()) + " tensors, the parameters have " + std::to_string(opt.size()));
+      std::vector<std::vector<T>> ms(opt.size()), vs(opt.size());
       for (size_t i = 0; i < opt.size(); i++) {
         std::vector<double> mi = numberArray(m.Get(i), "m[" + std::to_string(i) + "]");
         std::vector<double> vi = numberArray(v.Get(i), "v[" + std::to_string(i) + "]");
-        if (mi.size() != opt.m(i).size() || vi.size() != opt.v(i).size())
+        if (static_cast<int64_t>(mi.size()) != opt.m(i).numel() || static_cast<int64_t>(vi.size()) != opt.v(i).numel())
           throw Napi::Error::New(env, "optimizer state tensor " + std::to_string(i) + " (" + opt.param(i).name + ") has the wrong length");
-        for (size_t j = 0; j < mi.size(); j++) {
-          opt.m(i)[j] = static_cast<T>(mi[j]);
-          opt.v(i)[j] = static_cast<T>(vi[j]);
-        }
+        ms[i].assign(mi.begin(), mi.end());
+        vs[i].assign(vi.begin(), vi.end());
       }
+      runOnComputeThread([&] {
+        for (size_t i = 0; i < opt.size(); i++) {
+          opt.backend().upload(opt.m(i).ref(), ms[i].data(), dtypeOf<T>(), ms[i].size());
+          opt.backend().upload(opt.v(i).ref(), vs[i].data(), dtypeOf<T>(), vs[i].size());
+        }
+      });
       opt.setSteps(static_cast<int64_t>(numberField(s, "step", 0)));
     };
-    if (d) load(*d);
-    else load(*f);
+    if (d) load(*d, 0.0);
+    else load(*f, 0.0f);
     return env.Undefined();
   }
 };
@@ -329,6 +360,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("dtype", handle->isDouble() ? "float64" : "float32");
     o.Set("fullFinetune", handle->isDouble() ? handle->d->fullFinetune() : handle->f->fullFinetune());
     o.Set("matmulPrecision", (handle->isDouble() ? handle->d->bf16Products() : handle->f->bf16Products()) ? "bf16" : "fp32");
+    o.Set("device", handle->isDouble() ? handle->d->backend().label() : handle->f->backend().label());
     return o;
   }
   Napi::Value CreateAdapter(const Napi::CallbackInfo& info) {
@@ -357,8 +389,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     NativeAdapter* ad = NativeAdapter::Unwrap(obj);
     ad->handle = handle;
     try {
-      if (handle->d) ad->d = std::make_unique<Adapter<double>>(*handle->d, cfg);
-      else ad->f = std::make_unique<Adapter<float>>(*handle->f, cfg);
+      runOnComputeThread([&] {  // initialises A on the model's device
+        if (handle->d) ad->d = std::make_unique<Adapter<double>>(*handle->d, cfg);
+        else ad->f = std::make_unique<Adapter<float>>(*handle->f, cfg);
+      });
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -369,7 +403,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     handle->check(env);
     Napi::Object b = objectArg(info, 0, "batch");
     struct Batch {
-      std::vector<int32_t> tokens, seqOffsets, positions, targetRows, targetTokens;
+      std::vector<int32_t> tokens, seqOffsets, positions, targetRows, targetTokens, hiddenRows;
     };
     auto batch = std::make_shared<Batch>();
     batch->tokens = int32Array(b.Get("tokens"), "batch.tokens");
@@ -378,6 +412,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       batch->positions = int32Array(b.Get("positions"), "batch.positions");
     batch->targetRows = int32Array(b.Get("targetRows"), "batch.targetRows");
     batch->targetTokens = int32Array(b.Get("targetTokens"), "batch.targetTokens");
+    if (!b.Get("hiddenRows").IsUndefined() && !b.Get("hiddenRows").IsNull())
+      batch->hiddenRows = int32Array(b.Get("hiddenRows"), "batch.hiddenRows");
     if (batch->seqOffsets.size() < 2) throw Napi::Error::New(env, "batch.seqOffsets needs at least 2 entries");
     if (!batch->positions.empty() && batch->positions.size() != batch->tokens.size())
       throw Napi::Error::New(env, "batch.positions has " + std::to_string(batch->positions.size()) + " entries for " + std::to_string(batch->tokens.size()) + " tokens");
@@ -422,6 +458,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           in.targetRows = batch->targetRows.data();
           in.targetTokens = batch->targetTokens.data();
           in.n = static_cast<int>(batch->targetRows.size());
+          in.hiddenRows = batch->hiddenRows.data();
+          in.h = static_cast<int>(batch->hiddenRows.size());
           std::lock_guard<std::mutex> lock(h->mu);
           if (h->d) *outD = h->d->forward(in, adD, opt);
           else *outF = h->f->forward(in, adF, opt);
@@ -441,24 +479,26 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   template <typename Fn>
   Napi::Value withParams(Napi::Env env, Fn fn) {
     ready(env);
-    return handle->d ? fn(handle->d->params()) : fn(handle->f->params());
+    return handle->d ? fn(handle->d->params(), handle->d->backend(), 0.0) : fn(handle->f->params(), handle->f->backend(), 0.0f);
   }
   Napi::Value Params(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::List); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::List); });
   }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Value); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::Value); });
   }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Grad); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::Grad); });
   }
   Napi::Value SetParam(const Napi::CallbackInfo& info) {
-    return withParams(info.Env(), [&](auto& ps) { return paramOp(info, ps, ParamOp::Set); });
+    return withParams(info.Env(), [&](auto& ps, Backend& be, auto t) { return paramOp<decltype(t)>(info, be, ps, ParamOp::Set); });
   }
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     ready(info.Env());
-    if (handle->d) handle->d->zeroGrad();
-    else handle->f->zeroGrad();
+    runOnComputeThread([&] {
+      if (handle->d) handle->d->zeroGrad();
+      else handle->f->zeroGrad();
+    });
     return info.Env().Undefined();
   }
   // createOptimizer(adapter | null): AdamW over the adapter's params, or the model's (full fine-tune).
@@ -474,12 +514,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         if (!ao.InstanceOf(ctors(env).adapter.Value())) throw Napi::TypeError::New(env, "createOptimizer: the argument is not an adapter");
         NativeAdapter* ad = NativeAdapter::Unwrap(ao);
         if (ad->handle != handle) throw Napi::Error::New(env, "createOptimizer: this adapter belongs to another model");
-        if (ad->d) opt->d = std::make_unique<AdamW<double>>(ad->d->params());
-        else opt->f = std::make_unique<AdamW<float>>(ad->f->params());
+        if (ad->d) opt->d = std::make_unique<AdamW<double>>(ad->d->backend(), ad->d->params());
+        else opt->f = std::make_unique<AdamW<float>>(ad->f->backend(), ad->f->params());
         opt->targetRef = Napi::Persistent(ao);
       } else {
-        if (handle->d) opt->d = std::make_unique<AdamW<double>>(handle->d->params());
-        else opt->f = std::make_unique<AdamW<float>>(handle->f->params());
+        if (handle->d) opt->d = std::make_unique<AdamW<double>>(handle->d->backend(), handle->d->params());
+        else opt->f = std::make_unique<AdamW<float>>(handle->f->backend(), handle->f->params());
         opt->targetRef = Napi::Persistent(Value());
       }
     } catch (const Napi::Error&) {
@@ -521,12 +561,17 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   if (precision != "fp32" && precision != "bf16")
     throw Napi::Error::New(env, "loadModel: matmulPrecision must be \"fp32\" or \"bf16\", got \"" + precision + "\"");
   const bool bf16 = precision == "bf16";
+  std::string device = "auto";
+  if (o.Get("device").IsString()) device = o.Get("device").As<Napi::String>().Utf8Value();
+  else if (!o.Get("device").IsUndefined() && !o.Get("device").IsNull())
+    throw Napi::TypeError::New(env, "loadModel: device must be a string (\"cpu\", \"cuda\", \"cuda:N\" or \"auto\")");
   auto handle = std::make_shared<ModelHandle>();
   return PromiseWorker::Queue(
       env, "rrec.loadModel",
-      [handle, dir, dtype, full, bf16]() {
-        if (dtype == "float64") handle->d = Model<double>::load(dir, full, bf16);
-        else handle->f = Model<float>::load(dir, full, bf16);
+      [handle, dir, dtype, full, bf16, device]() {
+        std::shared_ptr<Backend> be = openDevice(device);
+        if (dtype == "float64") handle->d = Model<double>::load(dir, full, bf16, be);
+        else handle->f = Model<float>::load(dir, full, bf16, be);
       },
       [handle](Napi::Env e) -> Napi::Value {
         Napi::Object obj = ctors(e).model.New({});

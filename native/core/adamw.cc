@@ -1,33 +1,35 @@
-// AdamW and gradient clipping (see adamw.h).
+// AdamW and gradient clipping (see adamw.h): the host computes the step's scalars (clip factor,
+// bias corrections), the backend updates every element.
 #include "rrec/adamw.h"
 
 #include <cmath>
-#include <type_traits>
 
-#include "rrec/dtype.h"
 #include "rrec/errors.h"
-#include "rrec/model.h"
 
 namespace rrec {
 
 template <typename T>
-AdamW<T>::AdamW(std::vector<Param<T>>& params) : params_(params) {
+AdamW<T>::AdamW(Backend& be, std::vector<Param>& params) : be_(be), params_(params) {
   if (params.empty()) throw ArgumentError("AdamW: there are no trainable parameters");
-  for (const Param<T>& p : params) {
-    m_.emplace_back(p.numel, T(0));
-    v_.emplace_back(p.numel, T(0));
+  for (const Param& p : params) {
+    m_.emplace_back(be, dtypeOf<T>(), p.numel);
+    v_.emplace_back(be, dtypeOf<T>(), p.numel);
+    m_.back().zero();
+    v_.back().zero();
   }
 }
 
 template <typename T>
 double AdamW<T>::gradNorm() const {
-  double ss = 0;
-  for (const Param<T>& p : params_) {
-    double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < p.numel; i++) s += static_cast<double>(p.grad[i]) * static_cast<double>(p.grad[i]);
-    ss += s;
+  std::vector<rrec_tensor> grads;
+  std::vector<int64_t> numel;
+  for (const Param& p : params_) {
+    grads.push_back(p.grad.raw());
+    numel.push_back(p.numel);
   }
+  double ss = 0;
+  const rrec_grad_norm_args a{grads.data(), numel.data(), static_cast<int32_t>(grads.size()), 0, &ss};
+  be_.run(RREC_OP_GRAD_NORM_SQ, a);
   return std::sqrt(ss);
 }
 
@@ -44,23 +46,13 @@ double AdamW<T>::step(const AdamWHyper& h) {
   const double bc2sqrt = std::sqrt(1 - std::pow(h.beta2, static_cast<double>(t_)));
   const double stepSize = h.lr / bc1;
   const double decay = 1 - h.lr * h.weightDecay;
-  for (size_t pi = 0; pi < params_.size(); pi++) {
-    Param<T>& p = params_[pi];
-    T* m = m_[pi].data();
-    T* v = v_[pi].data();
-    uint16_t* copy = p.bf16Copy;  // full fine-tune with bf16 products: kept in step in the same pass
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < p.numel; i++) {
-      const T g = p.grad[i] * static_cast<T>(clip);
-      p.value[i] *= static_cast<T>(decay);
-      m[i] += (g - m[i]) * static_cast<T>(1 - h.beta1);
-      v[i] = v[i] * static_cast<T>(h.beta2) + g * g * static_cast<T>(1 - h.beta2);
-      const T denom = std::sqrt(v[i]) / static_cast<T>(bc2sqrt) + static_cast<T>(h.eps);
-      p.value[i] -= static_cast<T>(stepSize) * m[i] / denom;
-      if constexpr (std::is_same_v<T, float>)
-        if (copy) copy[i] = f32ToBf16(p.value[i]);
-    }
+  std::vector<rrec_adamw_param> ps;
+  for (size_t i = 0; i < params_.size(); i++) {
+    const Param& p = params_[i];
+    ps.push_back({p.value.raw(), p.grad.raw(), m_[i].raw(), v_[i].raw(), p.bf16Copy.empty() ? absentTensor() : p.bf16Copy.raw(), p.numel});
   }
+  const rrec_adamw_args a{ps.data(), static_cast<int32_t>(ps.size()), 0, clip, decay, h.beta1, h.beta2, stepSize, bc2sqrt, h.eps};
+  be_.run(RREC_OP_ADAMW, a);
   return norm;
 }
 

@@ -6,10 +6,12 @@
 #include "rrec/model.h"
 #include "rrec/rng.h"
 
+#include <vector>
+
 namespace rrec {
 
 template <typename T>
-Adapter<T>::Adapter(const Model<T>& model, const LoraConfig& cfg) : cfg_(cfg) {
+Adapter<T>::Adapter(Model<T>& model, const LoraConfig& cfg) : cfg_(cfg), be_(model.backendPtr()) {
   const ModelConfig& c = model.config();
   if (cfg.rank <= 0) throw ArgumentError("lora rank must be positive, got " + std::to_string(cfg.rank));
   if (!(cfg.alpha > 0)) throw ArgumentError("lora alpha must be positive");
@@ -34,25 +36,31 @@ Adapter<T>::Adapter(const Model<T>& model, const LoraConfig& cfg) : cfg_(cfg) {
       if (!has(l, m)) continue;
       const size_t s = static_cast<size_t>(l) * kNumModules + m;
       const size_t na = static_cast<size_t>(r) * in_[m], nb = static_cast<size_t>(out_[m]) * r;
-      a_[s].assign(na, T(0));
-      b_[s].assign(nb, T(0));
-      ga_[s].assign(na, T(0));
-      gb_[s].assign(nb, T(0));
+      Backend& be = *be_;
+      a_[s].reset(be, dtypeOf<T>(), static_cast<int64_t>(na));
+      b_[s].reset(be, dtypeOf<T>(), static_cast<int64_t>(nb));
+      ga_[s].reset(be, dtypeOf<T>(), static_cast<int64_t>(na));
+      gb_[s].reset(be, dtypeOf<T>(), static_cast<int64_t>(nb));
+      b_[s].zero();
+      ga_[s].zero();
+      gb_[s].zero();
       // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = sqrt(6 / ((1 + 5) * fan_in)) = 1 / sqrt(in)
       const double bound = 1.0 / std::sqrt(static_cast<double>(in_[m]));
       Rng rng(cfg.seed, static_cast<uint64_t>(l) * kNumModules + m);
-      for (size_t i = 0; i < na; i++) a_[s][i] = static_cast<T>((2 * rng.uniform() - 1) * bound);
+      std::vector<T> init(na);
+      for (size_t i = 0; i < na; i++) init[i] = static_cast<T>((2 * rng.uniform() - 1) * bound);
+      be.upload(a_[s].ref(), init.data(), dtypeOf<T>(), na);
       const std::string base =
           "base_model.model.model.layers." + std::to_string(l) + "." + moduleParent(m) + "." + moduleName(m);
-      params_.push_back({base + ".lora_A.weight", {r, in_[m]}, a_[s].data(), ga_[s].data(), na});
-      params_.push_back({base + ".lora_B.weight", {out_[m], r}, b_[s].data(), gb_[s].data(), nb});
+      params_.push_back({base + ".lora_A.weight", {r, in_[m]}, a_[s].ref(), ga_[s].ref(), static_cast<int64_t>(na), TensorRef{}});
+      params_.push_back({base + ".lora_B.weight", {out_[m], r}, b_[s].ref(), gb_[s].ref(), static_cast<int64_t>(nb), TensorRef{}});
     }
   }
 }
 
 template <typename T>
 void Adapter<T>::zeroGrad() {
-  for (Param<T>& p : params_) std::fill(p.grad, p.grad + p.numel, T(0));
+  for (const Param& p : params_) be_->zero(p.grad, static_cast<uint64_t>(p.numel) * sizeof(T));
 }
 
 template class Adapter<float>;

@@ -1,8 +1,6 @@
 // BlockManager and KvPool (see block_manager.h).
 #include "block_manager.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -33,44 +31,19 @@ void BlockManager::decref(int b) {
   if (--ref_[b] == 0) free_.push_back(b);
 }
 
-namespace {
-void* mapZeroed(size_t bytes) {
-  if (bytes == 0) return nullptr;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  madvise(p, bytes, MADV_HUGEPAGE);  // first touch of 4 KiB pages is slow on these machines
-#endif
-  return p;
-}
-}  // namespace
-
-template <typename T>
-KvPool<T>::KvPool(int layers, int numBlocks, int blockSize, int kvWidth)
-    : layers_(layers), numBlocks_(numBlocks), blockSize_(blockSize), kvWidth_(kvWidth) {
-  layerElems_ = static_cast<size_t>(numBlocks) * blockSize * kvWidth;
-  bytes_ = layerElems_ * layers * sizeof(T);
-  k_ = static_cast<T*>(mapZeroed(bytes_));
-  try {
-    v_ = static_cast<T*>(mapZeroed(bytes_));
-  } catch (...) {
-    munmap(k_, bytes_);
-    throw;
-  }
+KvPool::KvPool(Backend& be, DType t, int layers, int numBlocks, int blockSize, int kvWidth)
+    : be_(be), layers_(layers), blockSize_(blockSize), kvWidth_(kvWidth) {
+  layerElems_ = static_cast<int64_t>(numBlocks) * blockSize * kvWidth;
+  k_.reset(be, t, layerElems_ * layers, RREC_ALLOC_LAZY);
+  v_.reset(be, t, layerElems_ * layers, RREC_ALLOC_LAZY);
 }
 
-template <typename T>
-KvPool<T>::~KvPool() {
-  if (k_) munmap(k_, bytes_);
-  if (v_) munmap(v_, bytes_);
-}
-
-template <typename T>
-void KvPool<T>::copyBlock(int dst, int src) {
-  const size_t n = static_cast<size_t>(blockSize_) * kvWidth_;
+void KvPool::copyBlock(int dst, int src) {
+  const int64_t n = static_cast<int64_t>(blockSize_) * kvWidth_;
+  const uint64_t bytes = static_cast<uint64_t>(n) * dtypeSize(k_.dtype());
   for (int l = 0; l < layers_; l++) {
-    std::memcpy(k(l) + rowOffset(dst, 0), k(l) + rowOffset(src, 0), n * sizeof(T));
-    std::memcpy(v(l) + rowOffset(dst, 0), v(l) + rowOffset(src, 0), n * sizeof(T));
+    be_.copy(k(l).at(dst * n), k(l).at(src * n), bytes);
+    be_.copy(v(l).at(dst * n), v(l).at(src * n), bytes);
   }
 }
 
@@ -90,7 +63,5 @@ int64_t availableMemoryBytes() {
   return kb * 1024;
 }
 
-template class KvPool<float>;
-template class KvPool<double>;
 
 }  // namespace rrec

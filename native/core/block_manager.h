@@ -1,12 +1,14 @@
 // The paged KV cache: a pool of fixed-size blocks (blockSize tokens each, K and V of every layer),
 // handed out by a BlockManager with reference counts so the n samples of a prompt can share the
-// prompt's blocks. Memory is one anonymous mapping per K/V (huge pages advised) that the OS fills
-// lazily: a large budget costs nothing until blocks are used, and freed blocks are reused
-// lowest-first so the touched part stays small.
+// prompt's blocks. Memory is one lazily filled buffer per K/V on the model's device: a large budget
+// costs nothing until blocks are used, and freed blocks are reused lowest-first so the touched
+// part stays small.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "rrec/backend.h"
 
 namespace rrec {
 
@@ -29,28 +31,25 @@ class BlockManager {
   std::vector<int> free_;  // a stack: the lowest ids on top
 };
 
-// K and V storage: per layer [numBlocks, blockSize, Hk * D] of T.
-template <typename T>
+// K and V storage on the model's device: per layer [numBlocks, blockSize, Hk * D] of the
+// activation type, one RREC_ALLOC_LAZY buffer each for K and V (the OS, or the device allocator,
+// fills pages on first use).
 class KvPool {
  public:
-  KvPool(int layers, int numBlocks, int blockSize, int kvWidth);
-  ~KvPool();
-  KvPool(const KvPool&) = delete;
-  KvPool& operator=(const KvPool&) = delete;
-  T* k(int layer) { return k_ + static_cast<size_t>(layer) * layerElems_; }
-  T* v(int layer) { return v_ + static_cast<size_t>(layer) * layerElems_; }
-  // Row of token slot `slot` of block `b` in one layer's K or V.
-  size_t rowOffset(int b, int slot) const { return (static_cast<size_t>(b) * blockSize_ + slot) * kvWidth_; }
+  KvPool(Backend& be, DType t, int layers, int numBlocks, int blockSize, int kvWidth);
+  TensorRef k(int layer) const { return k_.at(static_cast<int64_t>(layer) * layerElems_); }
+  TensorRef v(int layer) const { return v_.at(static_cast<int64_t>(layer) * layerElems_); }
   // Copies block src into dst in every layer (copy-on-write of a shared partly filled block).
   void copyBlock(int dst, int src);
-  static int64_t blockBytes(int layers, int blockSize, int kvWidth) {
-    return 2 * static_cast<int64_t>(layers) * blockSize * kvWidth * static_cast<int64_t>(sizeof(T));
+  static int64_t blockBytes(int layers, int blockSize, int kvWidth, size_t elemBytes) {
+    return 2 * static_cast<int64_t>(layers) * blockSize * kvWidth * static_cast<int64_t>(elemBytes);
   }
 
  private:
-  int layers_, numBlocks_, blockSize_, kvWidth_;
-  size_t layerElems_, bytes_;
-  T *k_ = nullptr, *v_ = nullptr;
+  Backend& be_;
+  int layers_, blockSize_, kvWidth_;
+  int64_t layerElems_;
+  DeviceArray k_, v_;
 };
 
 // Bytes of memory the OS reports available (MemAvailable), or 0 when unknown.

@@ -4,8 +4,6 @@
 #include <cstdlib>
 #include <thread>
 
-#include "cpu/matmul_kernels.h"
-
 #ifndef RREC_VERSION
 #define RREC_VERSION "0.1.0"
 #endif
@@ -56,13 +54,6 @@ Features queryFeatures() {
   f.version = RREC_VERSION;
   f.compiledSimd = compiledSimdLevel();
   f.cpuSimd = runtimeSimdLevel(&f.avx512bf16);
-  f.matmulKernels = cpu::matmul_avx512_bf16()       ? "avx512-bf16"
-                    : cpu::matmul_avx512_compiled() ? "avx512"
-                    : cpu::matmul_avx2_available()  ? "avx2"
-                                                    : "generic";
-#if defined(RREC_WITH_CUDA)
-  f.cudaCompiled = true;
-#endif
   f.threads = defaultThreadCount();
   unsigned hw = std::thread::hardware_concurrency();
   f.hardwareThreads = hw == 0 ? 1 : static_cast<int>(hw);

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "cpu/matmul_kernels.h"
 #include "rrec/dtype.h"
 #include "rrec/errors.h"
 #include "rrec/model.h"
@@ -38,59 +37,68 @@ std::string shapeStr(const std::vector<int64_t>& s) {
 }  // namespace
 
 template <typename T>
-T* Model<T>::newBuffer(size_t n) {
-  owned_.push_back(std::make_unique<std::vector<T>>(n, T(0)));
-  return owned_.back()->data();
+DeviceArray& Model<T>::newArray(DType t, int64_t n, bool zeroed) {
+  owned_.emplace_back(*be_, t, n);
+  if (zeroed) owned_.back().zero();
+  return owned_.back();
 }
 
 template <typename T>
-cpu::Mat Model<T>::matrix(const std::string& name, int rows, int cols, bool trainable, T** grad) {
+Weight Model<T>::matrix(const std::string& name, int rows, int cols, bool trainable, TensorRef* grad) {
   const TensorView* tv = files_->find(name);
   if (!tv) throw LoadError("model folder: tensor \"" + name + "\" is missing (config.json model_type " + cfg_.modelType + " needs it)");
   std::vector<int64_t> want = {rows, cols};
   if (tv->shape != want)
     throw LoadError(tv->file + ": tensor \"" + name + "\" has shape " + tv->shapeString() + " but config.json implies " + shapeStr(want));
-  cpu::Mat m;
+  Weight m;
   m.rows = rows;
   m.cols = cols;
-  const size_t n = static_cast<size_t>(rows) * cols;
+  const int64_t n = static_cast<int64_t>(rows) * cols;
   const bool viewable = !full_ && ((std::is_same_v<T, float> && (tv->dtype == DType::F32 || tv->dtype == DType::BF16)) ||
                                    (std::is_same_v<T, double> && tv->dtype == DType::F64));
   if (viewable) {
-    m.data = tv->data;
-    m.dtype = tv->dtype;
+    // as stored: a view of the mapping where the backend reads host memory, else one upload
+    const uint64_t bytes = static_cast<uint64_t>(n) * dtypeSize(tv->dtype);
+    if (rrec_buffer* view = be_->canWrapHost() ? be_->wrapHost(tv->data, bytes) : nullptr) {
+      views_.push_back(view);
+      m.t = TensorRef{view, 0, tv->dtype};
+    } else {
+      DeviceArray& a = newArray(tv->dtype, n, false);
+      be_->upload(a.ref(), tv->data, tv->dtype, static_cast<uint64_t>(n));
+      m.t = a.ref();
+    }
   } else {
-    T* buf = newBuffer(n);
-    for (size_t i = 0; i < n; i++) buf[i] = static_cast<T>(loadAsDouble(tv->data, tv->dtype, i));
-    m.data = buf;
-    m.dtype = sizeof(T) == 4 ? DType::F32 : DType::F64;
+    DeviceArray& a = newArray(dtypeOf<T>(), n, false);
+    be_->upload(a.ref(), tv->data, tv->dtype, static_cast<uint64_t>(n));
+    m.t = a.ref();
     if (trainable && full_) {
-      T* g = newBuffer(n);
+      const TensorRef value = m.t;
+      const TensorRef g = newArray(dtypeOf<T>(), n, true).ref();
       if (grad) *grad = g;
-      params_.push_back({name, want, buf, g, n});
+      params_.push_back({name, want, value, g, n, TensorRef{}});
     }
   }
   return m;
 }
 
 template <typename T>
-void Model<T>::vectorParam(const std::string& name, int size, std::vector<T>& dst, T** grad) {
+void Model<T>::vectorParam(const std::string& name, int size, DeviceArray& dst, TensorRef* grad) {
   const TensorView* tv = files_->find(name);
   if (!tv) throw LoadError("model folder: tensor \"" + name + "\" is missing (config.json model_type " + cfg_.modelType + " needs it)");
   std::vector<int64_t> want = {size};
   if (tv->shape != want)
     throw LoadError(tv->file + ": tensor \"" + name + "\" has shape " + tv->shapeString() + " but config.json implies " + shapeStr(want));
-  dst.resize(static_cast<size_t>(size));
-  for (int i = 0; i < size; i++) dst[i] = static_cast<T>(loadAsDouble(tv->data, tv->dtype, static_cast<size_t>(i)));
+  dst.reset(*be_, dtypeOf<T>(), size);
+  be_->upload(dst.ref(), tv->data, tv->dtype, static_cast<uint64_t>(size));
   if (full_) {
-    T* g = newBuffer(static_cast<size_t>(size));
+    const TensorRef g = newArray(dtypeOf<T>(), size, true).ref();
     if (grad) *grad = g;
-    params_.push_back({name, want, dst.data(), g, static_cast<size_t>(size)});
+    params_.push_back({name, want, dst.ref(), g, size, TensorRef{}});
   }
 }
 
 template <typename T>
-void Model<T>::loadWeights(const std::string& dir) {
+void Model<T>::loadWeights() {
   const ModelConfig& c = cfg_;
   const int C = c.hidden, D = c.headDim, F = c.intermediate;
   const int outDims[kNumModules] = {c.heads * D, c.kvHeads * D, c.kvHeads * D, C, F, F, C};
@@ -98,7 +106,7 @@ void Model<T>::loadWeights(const std::string& dir) {
   const bool hasBias[kNumModules] = {c.qkvBias, c.qkvBias, c.qkvBias, c.oBias, c.mlpBias, c.mlpBias, c.mlpBias};
 
   embed_ = matrix("model.embed_tokens.weight", c.vocab, C, true, &gEmbed_);
-  layers_.resize(static_cast<size_t>(c.layers));  // sized once: params_ point into these vectors
+  layers_.resize(static_cast<size_t>(c.layers));
   for (int l = 0; l < c.layers; l++) {
     Layer& L = layers_[l];
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -131,66 +139,71 @@ void Model<T>::loadWeights(const std::string& dir) {
     if (e->dtype == DType::BF16) s = bf16ToF32(f32ToBf16(static_cast<float>(s)));
     embedScale_ = static_cast<T>(s);
   }
-  (void)dir;
 }
 
 template <typename T>
-std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetune, bool bf16Products) {
+std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetune, bool bf16Products,
+                                         std::shared_ptr<Backend> backend) {
   std::unique_ptr<Model<T>> m(new Model<T>());
   m->full_ = fullFinetune;
   m->bf16Products_ = bf16Products;
+  m->be_ = std::move(backend);
+  if (!m->be_) throw ArgumentError("Model::load: no backend");
+  if (!m->be_->supports(RREC_OP_MATMUL, dtypeOf<T>()))
+    throw ArgumentError("the " + m->be_->label() + " backend does not compute with " + dtypeName(dtypeOf<T>()) + " activations" +
+                        (std::is_same_v<T, double> ? " (float64 models run on the CPU only)" : ""));
   const std::string cfgPath = dir + "/config.json";
   m->cfg_ = parseModelConfig(readTextFile(cfgPath), cfgPath);
   m->files_ = SafetensorsSet::openDir(dir);
-  m->loadWeights(dir);
+  m->loadWeights();
   for (Layer& L : m->layers_)
-    for (cpu::Mat& w : L.w) w.bf16Products = bf16Products;
+    for (Weight& w : L.w) w.bf16Products = bf16Products;
   m->lmHead_.bf16Products = bf16Products;  // the embedding lookup is no product
   if (fullFinetune && bf16Products) m->makeBf16Copies();
   return m;
 }
 
-// Full fine-tune keeps f32 master copies of the weights, which the bf16 kernels cannot multiply
-// (they read bf16 weights). With bf16 products on a CPU that has them, each decoder projection
-// gets a bf16 copy that its Mat points to (as a LoRA model multiplies the stored bf16 weights);
+// Full fine-tune keeps f32 master copies of the weights, which bf16 products cannot multiply
+// (they read bf16 weights). With bf16 products on a backend that has them, each decoder projection
+// gets a bf16 copy that its Weight points to (as a LoRA model multiplies the stored bf16 weights);
 // AdamW and setParam keep the copy in step with the master (Param::bf16Copy). The embedding and
-// the LM head stay f32. Elsewhere (no AVX512_BF16, an odd width, float64) nothing changes:
-// bf16 products promise the f32 results where they cannot run.
+// the LM head stay f32. Elsewhere (no bf16 products on this device, an odd width, float64)
+// nothing changes: bf16 products promise the f32 results where they cannot run.
 template <typename T>
 void Model<T>::makeBf16Copies() {
   if constexpr (std::is_same_v<T, float>) {
-    if (!cpu::matmul_avx512_bf16()) return;
+    if (!be_->describe().bf16Products) return;
     for (Layer& L : layers_)
-      for (cpu::Mat& w : L.w) {
-        if (w.dtype != DType::F32 || w.cols % 2 != 0) continue;
-        auto it = std::find_if(params_.begin(), params_.end(), [&](const Param<T>& p) { return p.value == w.data; });
+      for (Weight& w : L.w) {
+        if (w.t.dtype != DType::F32 || w.cols % 2 != 0) continue;
+        auto it = std::find_if(params_.begin(), params_.end(),
+                               [&](const Param& p) { return p.value.buf == w.t.buf && p.value.offset == w.t.offset; });
         if (it == params_.end()) continue;
-        ownedBf16_.push_back(std::make_unique<std::vector<uint16_t>>(it->numel));
-        it->bf16Copy = ownedBf16_.back()->data();
-        refreshBf16Copy(*it);
-        w.data = it->bf16Copy;
-        w.dtype = DType::BF16;
+        it->bf16Copy = newArray(DType::BF16, it->numel, false).ref();
+        refreshBf16Copy(*be_, *it);
+        w.t = it->bf16Copy;
       }
   }
 }
 
-template <typename T>
-void refreshBf16Copy(Param<T>& p) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (!p.bf16Copy) return;
-#pragma omp parallel for schedule(static) if (p.numel >= (size_t(1) << 16))
-    for (size_t i = 0; i < p.numel; i++) p.bf16Copy[i] = f32ToBf16(p.value[i]);
-  }
+void refreshBf16Copy(Backend& be, const Param& p) {
+  if (p.bf16Copy.empty()) return;
+  const rrec_cast_args a{p.bf16Copy.raw(), p.value.raw(), p.numel};
+  be.run(RREC_OP_CAST, a);
 }
-template void refreshBf16Copy<float>(Param<float>&);
-template void refreshBf16Copy<double>(Param<double>&);
 
 template <typename T>
-Model<T>::~Model() = default;
+Model<T>::~Model() {
+  for (rrec_buffer* v : views_) be_->release(v);
+  // owned_ and the layers' arrays release themselves; files_ (the mappings) go last
+  layers_.clear();
+  owned_.clear();
+  finalNorm_.free();
+}
 
 template <typename T>
 void Model<T>::zeroGrad() {
-  for (Param<T>& p : params_) std::fill(p.grad, p.grad + p.numel, T(0));
+  for (const Param& p : params_) be_->zero(p.grad, static_cast<uint64_t>(p.numel) * sizeof(T));
 }
 
 template class Model<float>;

@@ -1,8 +1,10 @@
-// Token sampling from a row of final logits, and the log-prob the engine reports.
+// The engine's host-side sampling helpers: the uniform of each draw and the constrained-answer
+// mask. The per-row work (penalties, temperature, top-k/p, min-p, the draw) is a backend op
+// (RREC_OP_SAMPLE; the CPU backend's sampler kernels are its reference).
 //
 // Log-probs: the engine returns log p(token) under the RAW model distribution, log-softmax of the
 // final (soft-capped) logits at temperature 1, before penalties, top-k/p, min-p or the answer
-// constraint, computed in double exactly as Model::forward does (lse = max + log sum exp(z - max)).
+// constraint, computed in double as the trainer's forward does (lse = max + log sum exp(z - max)).
 // That is what GRPO's old_logp must be for the ratio pi_theta / pi_old to be 1 on the first
 // iteration when the trainer's forward has no temperature (vLLM's default "raw" logprobs; TRL
 // divides by the temperature in its own forward, so a trainer that does so must rescale).
@@ -22,23 +24,6 @@
 #include "rrec/rng.h"
 
 namespace rrec {
-
-// log sum_v exp(z[v]) in double, as in Model::forward.
-template <typename T>
-double logSumExp(const T* z, int V);
-
-struct SamplerScratch {
-  std::vector<double> w;
-  std::vector<uint8_t> mark;
-  std::vector<int32_t> idx;
-  std::vector<double> chunkSum;
-};
-
-// Draws a token from z[V]. history = prompt + generated tokens so far (the first promptLen are the
-// prompt). allowed: null, or a [V] mask of tokens the answer constraint admits. u in [0, 1).
-template <typename T>
-int32_t sampleToken(const T* z, int V, const SamplingParams& p, const int32_t* history, int histLen, int promptLen,
-                    const uint8_t* allowed, double u, SamplerScratch& s);
 
 // The uniform for token `tokenIndex` (0 = first generated) of sample `sample` of a request.
 inline double samplingUniform(uint64_t seed, int sample, int64_t tokenIndex) {

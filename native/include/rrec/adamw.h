@@ -1,5 +1,6 @@
 // AdamW over a list of parameters (an adapter's or a fully fine-tuned model's), with global
-// gradient-norm clipping, following torch.optim.AdamW and torch.nn.utils.clip_grad_norm_.
+// gradient-norm clipping, following torch.optim.AdamW and torch.nn.utils.clip_grad_norm_. The
+// moments live on the parameters' device; the update is one backend op (RREC_OP_ADAMW).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,22 +21,24 @@ struct AdamWHyper {
 template <typename T>
 class AdamW {
  public:
-  explicit AdamW(std::vector<Param<T>>& params);
+  AdamW(Backend& be, std::vector<Param>& params);
   // Global L2 norm of all gradients (accumulated in double).
   double gradNorm() const;
   // Clips (if maxGradNorm > 0), then one AdamW update; returns the norm before clipping.
   double step(const AdamWHyper& h);
   int64_t steps() const { return t_; }
   void setSteps(int64_t t) { t_ = t; }
-  // First and second moments of parameter i (same length as the parameter).
-  std::vector<T>& m(size_t i) { return m_[i]; }
-  std::vector<T>& v(size_t i) { return v_[i]; }
+  // First and second moments of parameter i (same length as the parameter), on the device.
+  DeviceArray& m(size_t i) { return m_[i]; }
+  DeviceArray& v(size_t i) { return v_[i]; }
   size_t size() const { return params_.size(); }
-  const Param<T>& param(size_t i) const { return params_[i]; }
+  const Param& param(size_t i) const { return params_[i]; }
+  Backend& backend() const { return be_; }
 
  private:
-  std::vector<Param<T>>& params_;
-  std::vector<std::vector<T>> m_, v_;
+  Backend& be_;
+  std::vector<Param>& params_;
+  std::vector<DeviceArray> m_, v_;
   int64_t t_ = 0;
 };
 

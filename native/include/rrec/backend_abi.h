@@ -15,7 +15,7 @@
  * synchronize() wait for everything issued before them. Fields marked "host" are host memory the
  * backend reads (or writes) before the call returns.
  *
- * Conventions of the ops (the CPU backend, native/cpu/backend_cpu.cc, is the reference): outputs
+ * Conventions of the ops (the CPU backend, backend_cpu.cc, is the reference): outputs
  * first, dims last; "+=" outputs accumulate, so gradient accumulation over micro-batches is free;
  * activations are F32 (or F64, the finite-difference build); weights F32/BF16/F16/F64. */
 #ifndef RREC_BACKEND_ABI_H
@@ -75,7 +75,9 @@ typedef struct rrec_device_info {
   int32_t compute_major;  /* CUDA compute capability; 0 on the CPU */
   int32_t compute_minor;
   int32_t host_memory;    /* 1: buffers are host memory (wrap_host exists and is zero-copy) */
-  int32_t reserved;
+  /* 1: MATMUL honours bf16_products for BF16 weights here (so a full fine-tune keeps bf16 copies
+   * of its f32 master weights for the decoder projections to multiply); 0: it would compute f32. */
+  int32_t bf16_products;
 } rrec_device_info;
 
 /* Ops. Each takes the argument struct named beside it. */

@@ -6,7 +6,9 @@
 
 namespace rrec {
 
-enum class DType { F32, BF16, F16, F64 };
+// The values equal enum rrec_dtype (backend_abi.h): tensors cross the backend boundary with them.
+// I32 and U8 are index and mask types of backend buffers; no stored weight has them.
+enum class DType { F32 = 0, BF16 = 1, F16 = 2, F64 = 3, I32 = 4, U8 = 5 };
 
 inline size_t dtypeSize(DType t) {
   switch (t) {
@@ -14,6 +16,8 @@ inline size_t dtypeSize(DType t) {
     case DType::BF16: return 2;
     case DType::F16: return 2;
     case DType::F64: return 8;
+    case DType::I32: return 4;
+    case DType::U8: return 1;
   }
   return 0;
 }
@@ -24,8 +28,16 @@ inline const char* dtypeName(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
     case DType::F64: return "F64";
+    case DType::I32: return "I32";
+    case DType::U8: return "U8";
   }
   return "?";
+}
+
+// The dtype of activations of compute type T (float: F32, double: F64).
+template <typename T>
+constexpr DType dtypeOf() {
+  return sizeof(T) == 4 ? DType::F32 : DType::F64;
 }
 
 // Safetensors dtype strings; returns false for anything we do not compute with.
@@ -83,6 +95,8 @@ inline double loadAsDouble(const void* data, DType t, size_t i) {
     case DType::F64: { double v; std::memcpy(&v, static_cast<const char*>(data) + 8 * i, 8); return v; }
     case DType::BF16: { uint16_t v; std::memcpy(&v, static_cast<const char*>(data) + 2 * i, 2); return bf16ToF32(v); }
     case DType::F16: { uint16_t v; std::memcpy(&v, static_cast<const char*>(data) + 2 * i, 2); return f16ToF32(v); }
+    case DType::I32: { int32_t v; std::memcpy(&v, static_cast<const char*>(data) + 4 * i, 4); return v; }
+    case DType::U8: return static_cast<const uint8_t*>(data)[i];
   }
   return 0;
 }

@@ -1,5 +1,6 @@
 // What this build of the native core can do: the SIMD level it was compiled for, the SIMD level
-// the running CPU offers, whether CUDA was compiled in, and how many threads it will use.
+// the running CPU offers and how many threads it will use. The backends (and their kernels) are
+// listed by rrec/backend_registry.h.
 #pragma once
 #include <string>
 
@@ -10,8 +11,6 @@ struct Features {
   std::string compiledSimd;   // widest x86 SIMD the compiler was allowed to emit: "avx512" | "avx2" | "sse2" | "none"
   std::string cpuSimd;        // widest SIMD the running CPU supports (runtime check)
   bool avx512bf16 = false;    // CPU has AVX512_BF16 (vdpbf16ps), used by bf16 kernels
-  std::string matmulKernels;  // the matmul kernels chosen at run time: "avx512-bf16" | "avx512" | "generic"
-  bool cudaCompiled = false;  // built with the CUDA backend (CMake option RREC_CUDA)
   int threads = 1;            // worker threads the CPU backend uses
   int hardwareThreads = 1;    // std::thread::hardware_concurrency()
 };

@@ -1,5 +1,6 @@
-// Sampling (see sampler.h for the order of operations and what the log-probs are).
-#include "sampler.h"
+// The CPU backend's sampling kernels (see sampler.h here and native/core/sampler.h for the order
+// of operations and what the log-probs are).
+#include "cpu/sampler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +9,7 @@
 
 #include "cpu/fast_exp.h"
 
-namespace rrec {
+namespace rrec::cpu {
 
 template <typename T>
 double logSumExp(const T* z, int V) {
@@ -73,7 +74,7 @@ double logSumExp<float>(const float* z, int V) {
 }
 
 template <typename T>
-int32_t sampleToken(const T* z, int V, const SamplingParams& p, const int32_t* history, int histLen, int promptLen,
+int32_t sampleToken(const T* z, int V, const SampleParams& p, const int32_t* history, int histLen, int promptLen,
                     const uint8_t* allowed, double u, SamplerScratch& s) {
   std::vector<double>& w = s.w;
   w.resize(static_cast<size_t>(V));
@@ -185,37 +186,10 @@ int32_t sampleToken(const T* z, int V, const SamplingParams& p, const int32_t* h
   return last;
 }
 
-int constrainedMask(const TokenBytes& tb, int V, const std::vector<std::string>& targets, const std::string& prefix,
-                    std::vector<uint8_t>& allowed) {
-  allowed.assign(static_cast<size_t>(V), 0);
-  // the targets still reachable from `prefix`, and the bytes that may come next (a trie level)
-  std::vector<const std::string*> live;
-  bool next[256] = {};
-  for (const std::string& t : targets)
-    if (t.size() > prefix.size() && t.compare(0, prefix.size(), prefix) == 0) {
-      live.push_back(&t);
-      next[static_cast<uint8_t>(t[prefix.size()])] = true;
-    }
-  int count = 0;
-  const int nTok = std::min(V, static_cast<int>(tb.offsets.size()) - 1);
-  for (int v = 0; v < nTok; v++) {
-    const int32_t a = tb.offsets[v], b = tb.offsets[v + 1];
-    if (b <= a || !next[tb.bytes[a]]) continue;
-    const size_t len = static_cast<size_t>(b - a);
-    for (const std::string* t : live)
-      if (prefix.size() + len <= t->size() && std::memcmp(t->data() + prefix.size(), &tb.bytes[a], len) == 0) {
-        allowed[v] = 1;
-        count++;
-        break;
-      }
-  }
-  return count;
-}
-
 template double logSumExp<double>(const double*, int);
-template int32_t sampleToken<float>(const float*, int, const SamplingParams&, const int32_t*, int, int, const uint8_t*, double,
+template int32_t sampleToken<float>(const float*, int, const SampleParams&, const int32_t*, int, int, const uint8_t*, double,
                                     SamplerScratch&);
-template int32_t sampleToken<double>(const double*, int, const SamplingParams&, const int32_t*, int, int, const uint8_t*,
+template int32_t sampleToken<double>(const double*, int, const SampleParams&, const int32_t*, int, int, const uint8_t*,
                                      double, SamplerScratch&);
 
-}  // namespace rrec
+}  // namespace rrec::cpu
