@@ -13,12 +13,20 @@ export * from './model/index.js';
 export * from './engine/index.js';
 export * from './train/index.js';
 export * from './eval/index.js';
-export { loadNative, NativeLoadError, type NativeFeatures, type NativeModelConfig } from './native.js';
+export { loadNative, NativeLoadError, type Device, type NativeBackendListing, type NativeDeviceInfo, type NativeFeatures, type NativeModelConfig } from './native.js';
 
 import { loadNative } from './native.js';
-import type { NativeFeatures } from './native.js';
+import type { Device, NativeDeviceInfo, NativeFeatures } from './native.js';
 
 /** What the native addon was built with and what this CPU offers. */
 export function nativeFeatures(): NativeFeatures {
   return loadNative().features();
+}
+
+/**
+ * Opens a device ('auto', 'cpu', 'cuda', 'cuda:N', ...) off the JS thread and says what it is;
+ * rejects with an error that names the device and why it cannot be used.
+ */
+export function describeDevice(device: Device = 'auto'): Promise<NativeDeviceInfo> {
+  return loadNative().describeDevice(device);
 }

@@ -28,13 +28,49 @@ export interface NativeFeatures {
    * RREC_MATMUL=avx2 skips the AVX-512 ones, RREC_MATMUL=generic forces the portable loops.
    */
   matmulKernels: 'avx512-bf16' | 'avx512' | 'avx2' | 'generic';
-  /** Whether the CUDA backend was compiled in (CMake build with nvcc). */
+  /** Whether a CUDA backend library (librrec_cuda.so) was found (see `backends` for whether it can run). */
   cudaCompiled: boolean;
+  /** Every backend found: the built-in CPU backend first, then the libraries loaded at run time. */
+  backends: NativeBackendListing[];
+  /** Folders searched for backend libraries (librrec_<name>.so). */
+  backendSearchPath: string[];
   /** Worker threads the CPU backend uses (env RREC_NUM_THREADS, else the hardware count). */
   threads: number;
   /** Hardware threads reported by the OS. */
   hardwareThreads: number;
 }
+
+/** One backend the addon can run on (native/include/rrec/backend_registry.h). */
+export interface NativeBackendListing {
+  /** 'cpu', 'cuda', 'cuda-emu', ... (what `device` takes, with ':N' for device N). */
+  name: string;
+  /** The shared library it came from; null for the built-in CPU backend. */
+  library: string | null;
+  available: boolean;
+  /** Why it cannot be used ("no CUDA driver", "library failed to load: ...", ...); null when available. */
+  reason: string | null;
+  devices: number;
+  /** The library's build description as JSON text (architectures, runtime and driver versions), "{}" if none. */
+  info: string;
+}
+
+/** A device as opened: what describeDevice() reports. */
+export interface NativeDeviceInfo {
+  /** 'cpu', 'cuda:0', ... */
+  device: string;
+  backend: string;
+  name: string;
+  description: string;
+  totalMemory: number;
+  freeMemory: number;
+  /** '9.0' on an H100/H200; null on the CPU. */
+  computeCapability: string | null;
+  /** Whether bf16 products run there (see LoadOptions.matmulPrecision). */
+  bf16Products: boolean;
+}
+
+/** Where a model runs: 'auto' (the first available CUDA device, else the CPU), 'cpu', 'cuda', 'cuda:N', or any listed backend's name. */
+export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | (string & {});
 
 /** Float arrays the addon returns: Float32Array for float32 models, Float64Array for float64 ones. */
 export type NativeFloats = Float32Array | Float64Array;
@@ -46,6 +82,8 @@ export interface NativeBatch {
   positions?: Int32Array;
   targetRows: Int32Array;
   targetTokens: Int32Array;
+  /** Rows whose final-norm hidden state the pass returns (RecPO's embeddings). */
+  hiddenRows?: Int32Array;
 }
 
 export interface NativeModelConfig {
@@ -66,6 +104,8 @@ export interface NativeModelConfig {
   fullFinetune: boolean;
   /** 'bf16': decoder projections multiply bf16 x bf16 where the CPU can (see LoadOptions.matmulPrecision). */
   matmulPrecision: MatmulPrecision;
+  /** The device the model's weights live on: 'cpu', 'cuda:0', ... */
+  device: string;
 }
 
 /** Precision of the decoder layers' matrix products against bf16-stored weights. */
@@ -89,7 +129,10 @@ export interface NativeForwardPassHandle {
   logp(): NativeFloats;
   entropy(): NativeFloats | null;
   canBackward(): boolean;
-  backward(dlogp: NativeFloats): Promise<void>;
+  /** [h * hidden] final-norm hidden states at batch.hiddenRows; null when none were asked for. */
+  hidden(): NativeFloats | null;
+  /** dlogp [n]; dhidden [h * hidden] (dLoss/dhidden of the hidden rows), optional. */
+  backward(dlogp: NativeFloats, dhidden?: NativeFloats | null): Promise<void>;
   release(): void;
 }
 
@@ -195,7 +238,11 @@ export interface NativeTokenBytes {
 /** The addon's exports, typed in one place. Grows with each native feature. */
 export interface NativeAddon {
   features(): NativeFeatures;
-  loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean; matmulPrecision?: MatmulPrecision }): Promise<NativeModelHandle>;
+  loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean; matmulPrecision?: MatmulPrecision; device?: Device }): Promise<NativeModelHandle>;
+  /** Loads one more backend library (librrec_<name>.so) and returns its listing. */
+  addBackendLibrary(path: string): NativeBackendListing;
+  /** Opens a device off the JS thread and describes it; rejects naming the device and why it is unavailable. */
+  describeDevice(device: Device): Promise<NativeDeviceInfo>;
   createEngine(
     model: NativeModelHandle,
     opts: { kvBudgetBytes?: number; kvMemoryFraction?: number; blockSize?: number; maxBatchTokens?: number; maxRunning?: number; prefixSharing?: boolean },
@@ -239,6 +286,15 @@ export function packageRoot(): string {
 
 let cached: NativeAddon | undefined;
 
+/** The folder of the optional `@rrec-emotion/linux-x64-cuda` package (librrec_cuda.so), when installed. */
+function optionalCudaPackage(): string | undefined {
+  try {
+    return dirname(require.resolve('@rrec-emotion/linux-x64-cuda/package.json'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Loads (once) and returns the native addon. */
 export function loadNative(): NativeAddon {
   if (cached) return cached;
@@ -250,6 +306,12 @@ export function loadNative(): NativeAddon {
   // each wake-up costs a system call; explicitly 300000 (libgomp's usual default, well under a
   // millisecond of spinning) measured 15% faster single-sequence decode on 2 cores (2026-11-25).
   process.env.GOMP_SPINCOUNT ??= '300000';
+  // Backend libraries: besides the addon's own folder, <package>/backends (where a local CMake
+  // build puts librrec_cuda.so) and the optional prebuilt CUDA package. Read by the registry on
+  // its first use, so set before anything is loaded; a user's RREC_BACKEND_PATH comes first.
+  process.env.RREC_BACKEND_PATH = [process.env.RREC_BACKEND_PATH, join(root, 'backends'), optionalCudaPackage()]
+    .filter((p): p is string => !!p)
+    .join(':');
   try {
     if (override) {
       cached = require(override) as NativeAddon;

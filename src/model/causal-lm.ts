@@ -3,7 +3,7 @@
  * differentiable forward (per-token log-probs of chosen targets) and its backward, and AdamW.
  * Every long call returns a Promise and runs off the JS thread.
  */
-import { loadNative, type MatmulPrecision, type NativeAdapterHandle, type NativeBatch, type NativeFloats, type NativeForwardPassHandle, type NativeModelConfig, type NativeModelHandle, type NativeOptimizerHandle, type NativeOptimizerState, type NativeParamInfo } from '../native.js';
+import { loadNative, type Device, type MatmulPrecision, type NativeAdapterHandle, type NativeBatch, type NativeFloats, type NativeForwardPassHandle, type NativeModelConfig, type NativeModelHandle, type NativeOptimizerHandle, type NativeOptimizerState, type NativeParamInfo } from '../native.js';
 
 export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
 export const ALL_LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -26,6 +26,12 @@ export interface LoadOptions {
    * computes exactly what 'fp32' does.
    */
   matmulPrecision?: MatmulPrecision;
+  /**
+   * Where the weights live and every op runs: 'auto' (default: the first available CUDA device,
+   * else the CPU), 'cpu', 'cuda', 'cuda:N', or the name of any backend `nativeFeatures().backends`
+   * lists. A device that is not available is an error naming it and the reason.
+   */
+  device?: Device;
 }
 
 export interface LoraOptions {
@@ -78,15 +84,23 @@ export class ForwardResult {
   readonly logp: NativeFloats;
   /** Entropy of each target row's distribution, when asked for. */
   readonly entropy: NativeFloats | null;
+  /** [h * hidden] final-norm hidden states at batch.hiddenRows, row-major; null when none were asked for. */
+  readonly hidden: NativeFloats | null;
   constructor(private readonly pass: NativeForwardPassHandle) {
     this.logp = pass.logp();
     this.entropy = pass.entropy();
+    this.hidden = pass.hidden();
   }
-  /** Accumulates d(loss)/d(params) given d(loss)/d(logp) (one value per target). Frees the activations. */
-  async backward(dlogp: NativeFloats): Promise<void> {
+  /**
+   * Accumulates d(loss)/d(params) given d(loss)/d(logp) (one value per target) and, optionally,
+   * d(loss)/d(hidden) for the hidden rows (same layout as `hidden`). Frees the activations.
+   */
+  async backward(dlogp: NativeFloats, dhidden?: NativeFloats): Promise<void> {
     if (dlogp.length !== this.logp.length)
       throw new RangeError(`backward: got ${dlogp.length} gradients for ${this.logp.length} targets`);
-    await this.pass.backward(dlogp);
+    if (dhidden && dhidden.length !== (this.hidden?.length ?? 0))
+      throw new RangeError(`backward: got ${dhidden.length} hidden-state gradients for ${this.hidden?.length ?? 0} hidden values`);
+    await this.pass.backward(dlogp, dhidden ?? null);
   }
   get canBackward(): boolean {
     return this.pass.canBackward();
@@ -183,6 +197,7 @@ export class CausalLM extends TrainableTensors implements ParamHolder {
       dtype: opts.dtype ?? 'float32',
       fullFinetune: opts.fullFinetune ?? false,
       matmulPrecision: opts.matmulPrecision ?? 'fp32',
+      device: opts.device ?? 'auto',
     });
     return new CausalLM(handle, dir);
   }
@@ -210,7 +225,7 @@ export class CausalLM extends TrainableTensors implements ParamHolder {
 
   async forward(batch: NativeBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
     const pass = await this.handle.forward(
-      { tokens: batch.tokens, seqOffsets: batch.seqOffsets, positions: batch.positions, targetRows: batch.targetRows, targetTokens: batch.targetTokens },
+      { tokens: batch.tokens, seqOffsets: batch.seqOffsets, positions: batch.positions, targetRows: batch.targetRows, targetTokens: batch.targetTokens, hiddenRows: batch.hiddenRows },
       opts.adapter ? opts.adapter.handle : null,
       {
         entropy: opts.entropy ?? false,
