@@ -9,6 +9,9 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { NativeForwardOptions, NativeSamplingParams } from './native-options.generated.js';
+
+export type { NativeForwardOptions, NativeSamplingParams } from './native-options.generated.js';
 
 /** What this build of the native core can do. */
 export interface NativeFeatures {
@@ -38,6 +41,13 @@ export interface NativeFeatures {
   threads: number;
   /** Hardware threads reported by the OS. */
   hardwareThreads: number;
+}
+
+/** One entry of rrec/options.def as the addon reports it. */
+export interface NativeOptionEntry {
+  name: string;
+  kind: string;
+  doc: string;
 }
 
 /** One backend the addon can run on (native/include/rrec/backend_registry.h). */
@@ -156,7 +166,7 @@ export interface NativeModelHandle {
   forward(
     batch: NativeBatch,
     adapter: NativeAdapterHandle | null,
-    opts: { entropy?: boolean; keepForBackward?: boolean; loraDropout?: boolean; dropoutSeed?: number; recomputeActivations?: boolean },
+    opts: NativeForwardOptions,
   ): Promise<NativeForwardPassHandle>;
   params(): NativeParamInfo[];
   getParam(name: string): NativeFloats;
@@ -166,24 +176,6 @@ export interface NativeModelHandle {
   createOptimizer(adapter: NativeAdapterHandle | null): NativeOptimizerHandle;
   busy(): boolean;
   free(): void;
-}
-
-/** Sampling parameters of one engine request, as native/include/rrec/engine.h reads them. */
-export interface NativeSamplingParams {
-  n?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repetitionPenalty?: number;
-  presencePenalty?: number;
-  seed?: number;
-  maxTokens?: number;
-  stopTokenIds?: Int32Array;
-  stop?: string[];
-  answerLabels?: string[];
-  answerOpen?: string;
-  answerClose?: string;
 }
 
 export interface NativeEngineRequest extends NativeSamplingParams {
@@ -241,6 +233,8 @@ export interface NativeAddon {
   loadModel(dir: string, opts: { dtype?: 'float32' | 'float64'; fullFinetune?: boolean; matmulPrecision?: MatmulPrecision; device?: Device }): Promise<NativeModelHandle>;
   /** Loads one more backend library (librrec_<name>.so) and returns its listing. */
   addBackendLibrary(path: string): NativeBackendListing;
+  /** The option lists the addon was compiled from (native/include/rrec/options.def). */
+  optionTables(): { sampling: NativeOptionEntry[]; forward: NativeOptionEntry[]; loraModules: { name: string; parent: string }[] };
   /** Opens a device off the JS thread and describes it; rejects naming the device and why it is unavailable. */
   describeDevice(device: Device): Promise<NativeDeviceInfo>;
   createEngine(

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "convert.h"
+#include "options.h"
 #include "handles.h"
 #include "rrec/engine.h"
 #include "rrec/errors.h"
@@ -20,55 +21,6 @@
 namespace rrec::addon {
 
 namespace {
-
-std::vector<std::string> stringArray(const Napi::Object& o, const char* key) {
-  std::vector<std::string> out;
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return out;
-  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be an array of strings");
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value e = a.Get(i);
-    if (!e.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + "[" + std::to_string(i) + "] must be a string");
-    out.push_back(e.As<Napi::String>().Utf8Value());
-  }
-  return out;
-}
-
-std::string stringField(const Napi::Object& o, const char* key, const std::string& def) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return def;
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
-SamplingParams samplingParams(const Napi::Object& o) {
-  SamplingParams p;
-  Napi::Env env = o.Env();
-  auto intField = [&](const char* key, double def) {
-    const double v = numberField(o, key, def);
-    if (!std::isfinite(v) || v != std::floor(v)) throw Napi::TypeError::New(env, std::string(key) + " must be an integer");
-    return v;
-  };
-  p.n = static_cast<int>(intField("n", 1));
-  p.temperature = numberField(o, "temperature", 1.0);
-  p.topK = static_cast<int>(intField("topK", 0));
-  p.topP = numberField(o, "topP", 1.0);
-  p.minP = numberField(o, "minP", 0.0);
-  p.repetitionPenalty = numberField(o, "repetitionPenalty", 1.0);
-  p.presencePenalty = numberField(o, "presencePenalty", 0.0);
-  const double seed = intField("seed", 0);
-  if (seed < 0) throw Napi::TypeError::New(env, "seed must be >= 0");
-  p.seed = static_cast<uint64_t>(seed);
-  p.maxTokens = static_cast<int>(intField("maxTokens", 16));
-  Napi::Value st = o.Get("stopTokenIds");
-  if (!st.IsUndefined() && !st.IsNull()) p.stopTokenIds = int32Array(st, "stopTokenIds");
-  p.stop = stringArray(o, "stop");
-  p.answerLabels = stringArray(o, "answerLabels");
-  p.answerOpen = stringField(o, "answerOpen", p.answerOpen);
-  p.answerClose = stringField(o, "answerClose", p.answerClose);
-  return p;
-}
 
 Napi::Value eventsToJs(Napi::Env env, const std::vector<StepEvent>& ev, bool active) {
   const size_t n = ev.size();
@@ -148,7 +100,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       Napi::Object r = rv.As<Napi::Object>();
       EngineRequest q;
       q.prompt = int32Array(r.Get("prompt"), "requests[" + std::to_string(i) + "].prompt");
-      q.params = samplingParams(r);
+      q.params = samplingParamsOf(r);
       reqs.push_back(std::move(q));
     }
     AdapterRef ad;
@@ -301,7 +253,7 @@ Napi::Value SampleFromLogits(const Napi::CallbackInfo& info) {
   const bool f32 = info.Length() > 0 && info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
   std::vector<double> z = numberArray(info[0], "_sampleFromLogits: logits");
   std::vector<float> zf(z.begin(), z.end());
-  SamplingParams p = samplingParams(objectArg(info, 1, "params"));
+  SamplingParams p = samplingParamsOf(objectArg(info, 1, "params"));
   Napi::Object o = objectArg(info, 2, "options");
   const int count = static_cast<int>(numberField(o, "count", 1));
   const int sample = static_cast<int>(numberField(o, "sample", 0));

@@ -10,6 +10,7 @@
 
 #include "addon/compute_thread.h"
 #include "convert.h"
+#include "options.h"
 #include "rrec/adamw.h"
 #include "rrec/backend_registry.h"
 #include "rrec/errors.h"
@@ -381,7 +382,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         std::string name = a.Get(i).ToString();
         int m;
         if (!parseModuleName(name, &m))
-          throw Napi::Error::New(env, "lora target \"" + name + "\" is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+        {
+          std::string all;
+          for (int k = 0; k < kNumModules; k++) all += std::string(k ? ", " : "") + moduleName(k);
+          throw Napi::Error::New(env, "lora target \"" + name + "\" is not one of " + all);
+        }
         cfg.targets |= 1u << m;
       }
     }
@@ -429,12 +434,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       keep.push_back(ao);
     }
     Napi::Object o = objectArg(info, 2, "forward options");
-    ForwardOptions opt;
-    opt.entropy = boolField(o, "entropy", false);
-    opt.keepForBackward = boolField(o, "keepForBackward", true);
-    opt.loraDropout = boolField(o, "loraDropout", false);
-    opt.recomputeActivations = boolField(o, "recomputeActivations", false);
-    opt.dropoutSeed = static_cast<uint64_t>(numberField(o, "dropoutSeed", 0));
+    const ForwardOptions opt = forwardOptionsOf(o);
 
     auto guard = std::make_shared<BusyGuard>(handle);
     auto h = handle;
@@ -611,6 +611,7 @@ void InitModel(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeForwardPass", pass);
   exports.Set("NativeOptimizer", optimizer);
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("optionTables", Napi::Function::New(env, optionTables, "optionTables"));
 }
 
 }  // namespace rrec::addon

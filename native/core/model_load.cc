@@ -11,11 +11,29 @@
 
 namespace rrec {
 
+#define RREC_LORA_MODULE(name, parent) +1
+static_assert(0
+#include "rrec/options.def"
+                  == kNumModules,
+              "rrec/options.def lists one LoRA module per Module enumerator");
+#undef RREC_LORA_MODULE
+
 const char* moduleName(int m) {
-  static const char* names[kNumModules] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+#define RREC_LORA_MODULE(name, parent) #name,
+  static const char* names[kNumModules] = {
+#include "rrec/options.def"
+  };
+#undef RREC_LORA_MODULE
   return (m >= 0 && m < kNumModules) ? names[m] : "?";
 }
-const char* moduleParent(int m) { return m <= kO ? "self_attn" : "mlp"; }
+const char* moduleParent(int m) {
+#define RREC_LORA_MODULE(name, parent) #parent,
+  static const char* parents[kNumModules] = {
+#include "rrec/options.def"
+  };
+#undef RREC_LORA_MODULE
+  return (m >= 0 && m < kNumModules) ? parents[m] : "?";
+}
 bool parseModuleName(const std::string& s, int* out) {
   for (int m = 0; m < kNumModules; m++) {
     if (s == moduleName(m)) {

@@ -5,8 +5,11 @@
  */
 import { loadNative, type Device, type MatmulPrecision, type NativeAdapterHandle, type NativeBatch, type NativeFloats, type NativeForwardPassHandle, type NativeModelConfig, type NativeModelHandle, type NativeOptimizerHandle, type NativeOptimizerState, type NativeParamInfo } from '../native.js';
 
-export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
-export const ALL_LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+import { LORA_MODULES, NATIVE_FORWARD_DEFAULTS, type LoraModule } from '../native-options.generated.js';
+
+/** A projection module LoRA can adapt (native/include/rrec/options.def). */
+export type LoraTarget = LoraModule;
+export const ALL_LORA_TARGETS: readonly LoraTarget[] = LORA_MODULES;
 
 export interface LoadOptions {
   /** Compute type: float32 (weights may stay bf16 as stored) or float64 (tests, finite differences). */
@@ -228,11 +231,11 @@ export class CausalLM extends TrainableTensors implements ParamHolder {
       { tokens: batch.tokens, seqOffsets: batch.seqOffsets, positions: batch.positions, targetRows: batch.targetRows, targetTokens: batch.targetTokens, hiddenRows: batch.hiddenRows },
       opts.adapter ? opts.adapter.handle : null,
       {
-        entropy: opts.entropy ?? false,
-        keepForBackward: opts.keepForBackward ?? true,
-        loraDropout: opts.loraDropout ?? false,
-        dropoutSeed: opts.dropoutSeed ?? 0,
-        recomputeActivations: opts.recomputeActivations ?? false,
+        entropy: opts.entropy ?? NATIVE_FORWARD_DEFAULTS.entropy,
+        keepForBackward: opts.keepForBackward ?? NATIVE_FORWARD_DEFAULTS.keepForBackward,
+        loraDropout: opts.loraDropout ?? NATIVE_FORWARD_DEFAULTS.loraDropout,
+        dropoutSeed: opts.dropoutSeed ?? NATIVE_FORWARD_DEFAULTS.dropoutSeed,
+        recomputeActivations: opts.recomputeActivations ?? NATIVE_FORWARD_DEFAULTS.recomputeActivations,
       },
     );
     return new ForwardResult(pass);

@@ -18,16 +18,14 @@
 import path from 'node:path';
 import type { FlagSpecs, FlagType, ParsedFlags } from '../cli/args.js';
 import type { AdvantageVariant, LossType } from '../grpo/types.js';
-import type { LoraTarget } from '../model/causal-lm.js';
+import { ALL_LORA_TARGETS, type LoraTarget } from '../model/causal-lm.js';
 import type { LrSchedulerType } from './schedule.js';
 
 /** The project's own small Qwen2-architecture model, built on the fly (no download). */
 export const BUILTIN_MODEL = 'tiny';
 
-/** The seven linear layers LoRA can adapt, in the order PEFT lists them for Llama-style models. */
-export const LORA_TARGET_MODULES: readonly LoraTarget[] = Object.freeze([
-  'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj',
-]);
+/** The seven linear layers LoRA can adapt, in the order PEFT lists them for Llama-style models (native/include/rrec/options.def). */
+export const LORA_TARGET_MODULES: readonly LoraTarget[] = ALL_LORA_TARGETS;
 
 /** Reward function names the trainer knows (see reward-registry.ts). */
 export const REWARD_FUNC_NAMES = Object.freeze(['correctness', 'format'] as const);

@@ -17,24 +17,12 @@
 
 namespace rrec {
 
-// Per-request sampling parameters (vLLM's SamplingParams, camel-cased in TS).
+// Per-request sampling parameters (vLLM's SamplingParams, camel-cased in TS); the fields, their
+// defaults and docs are rrec/options.def's.
 struct SamplingParams {
-  int n = 1;                       // samples of this prompt (they share the prompt's KV blocks)
-  double temperature = 1.0;        // 0 = greedy (argmax, lowest id on ties)
-  int topK = 0;                    // <= 0: off
-  double topP = 1.0;               // 1: off
-  double minP = 0.0;               // 0: off
-  double repetitionPenalty = 1.0;  // 1: off; tokens seen in prompt or output: z > 0 ? z / rp : z * rp
-  double presencePenalty = 0.0;    // 0: off; tokens seen in the output: z -= pp
-  uint64_t seed = 0;               // with (sample index, token index) it fixes every random draw
-  int maxTokens = 16;              // generated tokens at most
-  std::vector<int32_t> stopTokenIds;   // generation ends after one of these (it is kept)
-  std::vector<std::string> stop;       // UTF-8 byte strings; generation ends right after one
-  // Constrained answer: once the output ends with answerOpen, only tokens that continue one of
-  // answerLabels[i] + answerClose are allowed, until one is complete. Empty = unconstrained.
-  std::vector<std::string> answerLabels;
-  std::string answerOpen = "<answer>";
-  std::string answerClose = "</answer>";
+#define RREC_SAMPLING(kind, name, ctype, def, doc) ctype name = def;
+#include "rrec/options.def"
+#undef RREC_SAMPLING
 };
 
 struct EngineRequest {

@@ -18,7 +18,7 @@
 
 namespace rrec {
 
-// The seven projection modules LoRA can adapt, in PEFT's names.
+// The seven projection modules LoRA can adapt, in PEFT's names (in rrec/options.def's order).
 enum Module { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumModules };
 const char* moduleName(int m);       // "q_proj", ...
 const char* moduleParent(int m);     // "self_attn" or "mlp"
@@ -95,15 +95,11 @@ struct BatchInput {
   int h = 0;
 };
 
+// The options of one forward pass (fields, defaults and docs: rrec/options.def).
 struct ForwardOptions {
-  bool entropy = false;        // also return the entropy of each target row's distribution
-  bool keepForBackward = true; // keep activations for backward()
-  bool loraDropout = false;    // apply the adapter's dropout (training passes only)
-  uint64_t dropoutSeed = 0;    // dropout masks are a pure function of (seed, layer, module, row, col)
-  // Activation checkpointing: keep only each layer's input [M, C] and recompute the layer during
-  // backward (one more forward of the decoder layers; the same values, so the same gradients).
-  // Saves the attention log-sum-exp and ~10 [M, C|F] buffers per layer.
-  bool recomputeActivations = false;
+#define RREC_FORWARD(kind, name, ctype, def, doc) ctype name = def;
+#include "rrec/options.def"
+#undef RREC_FORWARD
 };
 
 template <typename T>
