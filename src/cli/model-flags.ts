@@ -23,6 +23,7 @@ export const MODEL_FLAGS: FlagSpecs = {
   output_dir: { type: 'string', metavar: 'DIR', help: 'the built-in tiny model is built in DIR/builtin-tiny-qwen2, as train does', default: TRAIN_DEFAULTS.output_dir },
   seed: { type: 'int', help: "seed of the built-in tiny model's random weights when it is first built, as train's", default: TRAIN_DEFAULTS.seed },
   matmul_precision: { type: 'string', metavar: 'fp32|bf16', help: `products with bf16 weights (default: the run's, else ${TRAIN_DEFAULTS.matmul_precision})` },
+  device: { type: 'string', metavar: 'auto|cpu|cuda|cuda:N', help: "where the model runs (default: the run's, else auto: a CUDA GPU when one is available, else the CPU)" },
   labels: { type: 'list', metavar: 'A,B,...', help: "label names in label-id order, as the prompt lists them (default: the run's, else the dataset's)" },
   system_prompt: { type: 'string', metavar: 'TEXT', help: "system prompt (default: the run's, else none)" },
   max_new_tokens: { type: 'int', help: `generation budget per completion, in tokens (default: the run's, else ${TRAIN_DEFAULTS.max_new_tokens})` },
@@ -40,6 +41,7 @@ export async function loadModelFromFlags(flags: ParsedFlags): Promise<TrainedMod
     outputDir: nonEmpty(flags, 'output_dir') ?? TRAIN_DEFAULTS.output_dir,
     seed: intAtLeast(flags, 'seed', 0, TRAIN_DEFAULTS.seed),
     matmulPrecision: matmulPrecisionFlag(flags),
+    device: nonEmpty(flags, 'device') ?? null,
   });
 }
 

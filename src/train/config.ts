@@ -152,6 +152,12 @@ export interface TrainConfig {
    * keeps them f32. No effect on f32 weights (the built-in tiny model) or CPUs without AVX512_BF16.
    */
   matmul_precision: 'fp32' | 'bf16';
+  /**
+   * Where the model runs: 'auto' (the first available CUDA device, else the CPU), 'cpu', 'cuda',
+   * 'cuda:N', or any backend nativeFeatures().backends lists. A device that is not available is
+   * an error naming it and why.
+   */
+  device: string;
   /** Recompute each layer's activations during backward instead of keeping them (less memory, ~1 more forward). */
   gradient_checkpointing: boolean;
 
@@ -453,6 +459,7 @@ const FIELDS = {
   lora_dropout: float(0.05, 'dropout on the LoRA input', { min: 0, max: 1, lt: true }),
   lora_target_modules: { type: 'list', default: [...LORA_TARGET_MODULES], defaultText: LORA_TARGET_MODULES.join(','), help: 'layers that get an adapter', flagType: 'list', parse: (v: unknown) => parseStringList(v, false, LORA_TARGET_MODULES) },
   matmul_precision: choice('bf16', ['fp32', 'bf16'] as const, 'products with bf16 weights: bf16 (AVX512_BF16, ~2x faster, as PyTorch bf16) or fp32 (exact)'),
+  device: str('auto', "where the model runs: auto (a CUDA GPU when one is available, else the CPU), cpu, cuda, cuda:N"),
   gradient_checkpointing: bool(false, 'recompute layer activations in backward (less memory, ~1 more forward)'),
 
   sft_epochs: int(null, 'supervised warm-start epochs before GRPO', { min: 0 }, `${TINY_MODEL_SFT_EPOCHS} for tiny, else 0`),

@@ -34,6 +34,8 @@ export interface TrainedModelOptions {
   seed?: number;
   /** Products with bf16 weights (LoadOptions.matmulPrecision); absent: the run's, else 'bf16' (the trainer's default). */
   matmulPrecision?: 'fp32' | 'bf16' | null;
+  /** Where the model runs (default: the run's device, else 'auto'). */
+  device?: string | null;
 }
 
 export interface TrainedModel {
@@ -80,7 +82,7 @@ export async function loadTrainedModel(opts: TrainedModelOptions = {}): Promise<
 
   const tokenizer = await loadTokenizer(modelDir);
   const matmulPrecision = opts.matmulPrecision ?? run?.config.matmul_precision ?? 'bf16';
-  const lm = await CausalLM.load(modelDir, { fullFinetune: weights?.kind === 'full', matmulPrecision });
+  const lm = await CausalLM.load(modelDir, { fullFinetune: weights?.kind === 'full', matmulPrecision, device: opts.device ?? run?.config.device ?? 'auto' });
   try {
     const adapter = weights ? await applyWeights(lm, weights) : null;
     return { lm, adapter, tokenizer, modelDir, weightsDir, weights, run };

@@ -128,7 +128,7 @@ export class GrpoTrainer {
     const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
 
     // ---- model, adapter, optimizer (or their checkpointed state), engine
-    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision });
+    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
     let adapter: LoraAdapter | null = cfg.use_lora
       ? lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed })
       : null;

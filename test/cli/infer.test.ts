@@ -33,6 +33,13 @@ async function infer(args: string[], stdin?: Readable & { isTTY?: boolean }) {
 }
 
 describe('rrec-emotion infer', () => {
+  it('--device names an unavailable device and why; --device=cpu runs', async () => {
+    await expect(infer(['--device=tpu', '--text=my dog died'])).rejects.toThrow(/device "tpu" is not available: no backend named "tpu"/);
+    const { code, out } = await infer(['--device=cpu', '--text=my dog died']);
+    expect(code).toBe(0);
+    expect(out.join('\n')).toMatch(/label: /);
+  });
+
   it('prints the completion and its label for each --text and each line of --input', async () => {
     const file = join(root, 'situations.txt');
     writeFileSync(file, 'my cat ran away and never came back\n\n  i got the job i wanted  \nsomeone keyed my car\n');
