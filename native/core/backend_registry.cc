@@ -151,8 +151,11 @@ void scan(Registry& r) {
       const size_t colon = list.find(':', start);
       const std::string item = list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
       if (!item.empty()) {
+        // a folder is scanned; a library file (or a name that says it is one) is loaded, its
+        // absence reported; anything else that does not exist is just a folder not there
         if (isDir(item)) scanFolder(r, item);
-        else loadLibrary(r, item);
+        else if (!stemOf(item).empty()) loadLibrary(r, item);
+        else r.searched.push_back(item);
       }
       if (colon == std::string::npos) break;
       start = colon + 1;
