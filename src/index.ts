@@ -13,6 +13,8 @@ export * from './model/index.js';
 export * from './engine/index.js';
 export * from './train/index.js';
 export * from './eval/index.js';
+export { exportModel, type ExportOptions, type ExportResult, type ExportFormat, type ExportDtype } from './export/index.js';
+export { writeRunReport, readRunData, REPORT_FILE } from './report/index.js';
 export { loadNative, NativeLoadError, type Device, type NativeBackendListing, type NativeDeviceInfo, type NativeFeatures, type NativeModelConfig } from './native.js';
 
 import { loadNative } from './native.js';

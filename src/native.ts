@@ -227,6 +227,27 @@ export interface NativeTokenBytes {
   offsets: Int32Array;
 }
 
+/** A dtype a tensor is stored in (safetensors names). */
+export type NativeStoredDtype = 'F32' | 'BF16' | 'F16';
+
+/**
+ * One tensor of a weight export (native/addon/export_tensor.h): decode `src` ([rows, cols],
+ * row-major; a 1-D tensor of n values is rows n, cols 1), fold `lora` in (W += scale * B @ A),
+ * add 1 (`addOne`), permute each of `permuteHeads` heads' rows from HF's RoPE pairing to GGUF
+ * llama's, encode as `outDtype` (Q8_0: ggml's blocks of 32, cols % 32 == 0).
+ */
+export interface NativeTensorTransform {
+  src: Uint8Array;
+  srcDtype: NativeStoredDtype;
+  rows: number;
+  cols: number;
+  /** a: lora_A [rank, cols], b: lora_B [rows, rank], as stored. */
+  lora?: { a: Uint8Array; aDtype: NativeStoredDtype; b: Uint8Array; bDtype: NativeStoredDtype; rank: number; scale: number } | null;
+  addOne?: boolean;
+  permuteHeads?: number;
+  outDtype: NativeStoredDtype | 'Q8_0';
+}
+
 /** The addon's exports, typed in one place. Grows with each native feature. */
 export interface NativeAddon {
   features(): NativeFeatures;
@@ -237,6 +258,8 @@ export interface NativeAddon {
   optionTables(): { sampling: NativeOptionEntry[]; forward: NativeOptionEntry[]; loraModules: { name: string; parent: string }[] };
   /** Opens a device off the JS thread and describes it; rejects naming the device and why it is unavailable. */
   describeDevice(device: Device): Promise<NativeDeviceInfo>;
+  /** The encoded bytes of one exported tensor (runs off the JS thread). */
+  transformTensor(t: NativeTensorTransform): Promise<Uint8Array>;
   createEngine(
     model: NativeModelHandle,
     opts: { kvBudgetBytes?: number; kvMemoryFraction?: number; blockSize?: number; maxBatchTokens?: number; maxRunning?: number; prefixSharing?: boolean },

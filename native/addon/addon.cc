@@ -15,6 +15,7 @@ namespace rrec::addon {
 void InitModel(Napi::Env env, Napi::Object exports);
 void InitKernels(Napi::Env env, Napi::Object exports);  // test-only kernel exports (kernels_addon.cc)
 void InitEngine(Napi::Env env, Napi::Object exports);
+void InitExport(Napi::Env env, Napi::Object exports);  // weight export's tensor transforms (export_addon.cc)
 }
 
 namespace {
@@ -116,6 +117,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rrec::addon::InitModel(env, exports);
   rrec::addon::InitKernels(env, exports);
   rrec::addon::InitEngine(env, exports);  // after InitModel: it sets the constructor table
+  rrec::addon::InitExport(env, exports);
   return exports;
 }
 

@@ -5,9 +5,11 @@
  */
 import { CliUsageError } from './args.js';
 import { runEval } from './eval.js';
+import { runExport } from './export.js';
 import { runInfer } from './infer.js';
 import { runInfo } from './info.js';
 import { runPreprocess } from './preprocess.js';
+import { runReport } from './report.js';
 import { runTrain } from './train.js';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string };
@@ -17,6 +19,8 @@ const commands: Record<string, Command> = {
   train: { run: runTrain, help: 'GRPO training (SFT warm start, evaluation, checkpoints, resume, early stopping)' },
   eval: { run: (argv) => runEval(argv), help: 'accuracy, macro-F1, per-class metrics, confusion matrix of a model or checkpoint on a split' },
   infer: { run: (argv) => runInfer(argv), help: "a model's reasoning and label for situations (--text, --input or stdin)" },
+  export: { run: (argv) => runExport(argv), help: 'a trained model as a Hugging Face folder (adapter merged) or a GGUF file for llama.cpp' },
+  report: { run: (argv) => runReport(argv), help: 'rebuild <run>/report.html (charts, confusion matrix, sample completions) from the run folder' },
   info: { run: runInfo, help: 'what the native addon was built with and what this CPU offers' },
 };
 

@@ -291,7 +291,7 @@ function parseTargets(file: string, v: unknown): ParsedTargets {
 }
 
 /** Per-layer target paths must name every layer of the model: adapters on some layers only are not supported. */
-function checkPerLayerTargets(file: string, perLayer: ReadonlyMap<LoraTarget, ReadonlySet<number>>, numLayers: number): void {
+export function checkPerLayerTargets(file: string, perLayer: ReadonlyMap<LoraTarget, ReadonlySet<number>>, numLayers: number): void {
   for (const [target, layers] of perLayer) {
     const missing = Array.from({ length: numLayers }, (_, i) => i).filter((i) => !layers.has(i));
     const beyond = [...layers].filter((i) => i >= numLayers);

@@ -324,33 +324,64 @@ export function f32ToBf16Bits(x: number): number {
 export function encodeSafetensors(tensors: readonly TensorToWrite[], opts: WriteSafetensorsOptions = {}): Uint8Array[] {
   const dtype = opts.dtype ?? 'F32';
   if (dtype !== 'F32' && dtype !== 'BF16') throw new RangeError(`encodeSafetensors: dtype must be F32 or BF16, got ${String(dtype)}`);
-  const metadata = opts.metadata === undefined ? { format: 'pt' } : opts.metadata;
   const size = DTYPE_BYTES[dtype]!;
-  const sorted = [...tensors].sort((a, b) => Buffer.compare(Buffer.from(a.name, 'utf8'), Buffer.from(b.name, 'utf8')));
-  const header: Record<string, unknown> = {};
-  if (metadata !== null) header['__metadata__'] = metadata;
-  const blobs: Uint8Array[] = [];
-  let offset = 0;
-  for (const t of sorted) {
-    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) throw new RangeError(`encodeSafetensors: duplicate or reserved tensor name "${t.name}"`);
-    if (!t.shape.every((d) => isCount(d))) throw new RangeError(`encodeSafetensors: tensor "${t.name}" has shape ${JSON.stringify(t.shape)}`);
+  for (const t of tensors) {
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== numel)
+    if (t.shape.every((d) => isCount(d)) && t.data.length !== numel)
       throw new RangeError(`encodeSafetensors: tensor "${t.name}" has ${t.data.length} values but shape [${t.shape.join(', ')}] needs ${numel}`);
+  }
+  const { head, order } = encodeSafetensorsHeader(
+    tensors.map((t) => ({ name: t.name, dtype, shape: t.shape, byteLength: t.shape.reduce((a, b) => a * b, 1) * size })),
+    opts.metadata === undefined ? { format: 'pt' } : opts.metadata,
+  );
+  const blobs = order.map((i) => {
+    const t = tensors[i]!;
+    const numel = t.data.length;
     const blob = new Uint8Array(numel * size);
     const view = new DataView(blob.buffer);
-    if (dtype === 'F32') for (let i = 0; i < numel; i++) view.setFloat32(4 * i, t.data[i]!, true);
-    else for (let i = 0; i < numel; i++) view.setUint16(2 * i, f32ToBf16Bits(t.data[i]!), true);
-    header[t.name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + blob.length] };
-    offset += blob.length;
-    blobs.push(blob);
+    if (dtype === 'F32') for (let k = 0; k < numel; k++) view.setFloat32(4 * k, t.data[k]!, true);
+    else for (let k = 0; k < numel; k++) view.setUint16(2 * k, f32ToBf16Bits(t.data[k]!), true);
+    return blob;
+  });
+  return [head, ...blobs];
+}
+
+/** A tensor's header entry: what the header says about it (its bytes are written after). */
+export interface SafetensorsEntry {
+  name: string;
+  /** Any dtype of the format ('F32', 'BF16', 'F16', ...). */
+  dtype: string;
+  shape: readonly number[];
+  byteLength: number;
+}
+
+/**
+ * The 8-byte length + JSON header of a safetensors file, as `save_file` writes it (see
+ * encodeSafetensors), and the order the tensors' bytes must follow it in (indices into
+ * `entries`: sorted by name).
+ */
+export function encodeSafetensorsHeader(entries: readonly SafetensorsEntry[], metadata: Record<string, string> | null = { format: 'pt' }): { head: Uint8Array; order: number[] } {
+  const order = entries.map((_, i) => i).sort((a, b) => Buffer.compare(Buffer.from(entries[a]!.name, 'utf8'), Buffer.from(entries[b]!.name, 'utf8')));
+  const header: Record<string, unknown> = {};
+  if (metadata !== null) header['__metadata__'] = metadata;
+  let offset = 0;
+  for (const i of order) {
+    const t = entries[i]!;
+    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) throw new RangeError(`encodeSafetensors: duplicate or reserved tensor name "${t.name}"`);
+    if (!t.shape.every((d) => isCount(d))) throw new RangeError(`encodeSafetensors: tensor "${t.name}" has shape ${JSON.stringify(t.shape)}`);
+    const size = DTYPE_BYTES[t.dtype];
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (size === undefined || t.byteLength !== numel * size)
+      throw new RangeError(`encodeSafetensors: tensor "${t.name}" (${t.dtype} [${t.shape.join(', ')}]) has ${t.byteLength} bytes, needs ${size === undefined ? '?' : numel * size}`);
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + t.byteLength] };
+    offset += t.byteLength;
   }
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const N = Math.ceil(json.length / 8) * 8;
   const head = Buffer.alloc(8 + N, 0x20);
   head.writeBigUInt64LE(BigInt(N), 0);
   json.copy(head, 8);
-  return [head, ...blobs];
+  return { head, order };
 }
 
 /** Writes a safetensors file atomically (temp file in the same folder, fsync, rename). */

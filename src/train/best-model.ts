@@ -2,7 +2,8 @@
  * The best model of a run by valid accuracy: `<run>/best/`, written atomically (a temporary
  * sibling renamed into place, see checkpoint-dir.ts) each time an evaluation improves on it.
  *
- *   adapter/ or model.safetensors   the weights, as in a checkpoint (trained-weights.ts)
+ *   adapter/ or model.safetensors   the weights, as in a checkpoint (trained-weights.ts); with full
+ *                                   weights also config.json and the tokenizer: a model folder
  *   best.json                       { step, accuracy, metrics }: the evaluation that chose it
  *
  * It is not a `checkpoint-<step>` folder, so save_total_limit rotation never lists or deletes it,
@@ -44,7 +45,7 @@ export async function saveBestModel(
   const dir = bestDir(runDir);
   const body: BestModelInfo = { step: info.step, accuracy: info.metrics.accuracy, metrics: info.metrics };
   await writeDirAtomic(dir, async (tmp) => {
-    await writeTrainedWeights(tmp, parts, opts);
+    await writeTrainedWeights(tmp, parts, { ...opts, modelFolder: true });
     await writeJsonSynced(join(tmp, BEST_INFO_FILE), body);
   });
   return dir;

@@ -63,7 +63,19 @@ async function resolveWeightsDir(dir: string): Promise<string> {
   return latest.dir;
 }
 
-export async function loadTrainedModel(opts: TrainedModelOptions = {}): Promise<TrainedModel> {
+/** Where a trained model's parts are, without loading anything: what loadTrainedModel loads. */
+export interface TrainedModelLocation {
+  /** The base model's folder. */
+  modelDir: string;
+  /** The folder the weights came from (after resolving a run folder), or null. */
+  weightsDir: string | null;
+  weights: WeightsLocation | null;
+  /** The run the weights belong to, when its run.json was found. */
+  run: RunInfo | null;
+}
+
+/** Resolves the base model folder and the trained weights as loadTrainedModel does (the built-in model is built when needed). */
+export async function locateTrainedModel(opts: Omit<TrainedModelOptions, 'matmulPrecision'> = {}): Promise<TrainedModelLocation> {
   const weightsDir = opts.weights ? await resolveWeightsDir(opts.weights) : null;
   const weights = weightsDir ? await locateWeights(weightsDir) : null;
   const run = weightsDir ? ((await findRunInfo(weightsDir))?.info ?? null) : null;
@@ -79,7 +91,11 @@ export async function loadTrainedModel(opts: TrainedModelOptions = {}): Promise<
     const { paths } = await loadModelPaths(opts.pathsFile ? { pathsFile: opts.pathsFile } : {});
     modelDir = await resolveModelPath(model, paths);
   }
+  return { modelDir, weightsDir, weights, run };
+}
 
+export async function loadTrainedModel(opts: TrainedModelOptions = {}): Promise<TrainedModel> {
+  const { modelDir, weightsDir, weights, run } = await locateTrainedModel(opts);
   const tokenizer = await loadTokenizer(modelDir);
   const matmulPrecision = opts.matmulPrecision ?? run?.config.matmul_precision ?? 'bf16';
   const lm = await CausalLM.load(modelDir, { fullFinetune: weights?.kind === 'full', matmulPrecision, device: opts.device ?? run?.config.device ?? 'auto' });

@@ -5,13 +5,14 @@
  *   model.safetensors     every trained weight under its Hugging Face name, F32 (full fine-tunes)
  *
  * A trainer checkpoint (`checkpoint-<step>/`) and the best model (`best/`) both hold one of the
- * two; a plain PEFT adapter folder (adapter_config.json at its top) is read too. locateWeights says
+ * two (a full fine-tune's best/ also holds the base's config.json, generation_config.json and
+ * tokenizer files, so that it is itself a model folder transformers or CausalLM.load can open); a plain PEFT adapter folder (adapter_config.json at its top) is read too. locateWeights says
  * which a folder holds, so a caller can load the base model the right way (a full fine-tune needs
  * `CausalLM.load(dir, { fullFinetune: true })`), and applyWeights puts them on the model.
  */
-import { stat } from 'node:fs/promises';
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ADAPTER_CONFIG_NAME, loadAdapter, readSafetensors, saveAdapter, writeSafetensors, type CausalLM, type LoraAdapter } from '../model/index.js';
+import { ADAPTER_CONFIG_NAME, configJsonText, loadAdapter, readSafetensors, saveAdapter, writeSafetensors, type CausalLM, type LoraAdapter } from '../model/index.js';
 
 /** The adapter's subfolder in a checkpoint. */
 export const ADAPTER_DIR = 'adapter';
@@ -49,19 +50,38 @@ export async function locateWeights(dir: string): Promise<WeightsLocation> {
   throw new Error(`${abs}: holds no trained weights (looked for ${ADAPTER_DIR}/${ADAPTER_CONFIG_NAME}, ${ADAPTER_CONFIG_NAME} and ${MODEL_FILE})`);
 }
 
-/** Writes the trained weights into `dir` (an existing, empty folder) in the layout above. */
+/** The base model's files a full fine-tune's model folder carries beside its weights (copied when present). */
+export const MODEL_FOLDER_FILES = [
+  'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json',
+  'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja',
+] as const;
+
+/**
+ * Writes the trained weights into `dir` (an existing, empty folder) in the layout above. An
+ * adapter's base_model_name_or_path is the base model's resolved folder (what PEFT records for a
+ * base loaded from a folder, and what it and vLLM load the base from), unless given. With
+ * `modelFolder`, full weights come with the base's config.json (torch_dtype float32, as stored)
+ * and tokenizer files.
+ */
 export async function writeTrainedWeights(
   dir: string,
   parts: { lm: CausalLM; adapter: LoraAdapter | null },
-  opts: { baseModelNameOrPath?: string | null } = {},
+  opts: { baseModelNameOrPath?: string | null; modelFolder?: boolean } = {},
 ): Promise<void> {
   if (parts.adapter) {
-    await saveAdapter(parts.adapter, join(dir, ADAPTER_DIR), { baseModelNameOrPath: opts.baseModelNameOrPath ?? parts.lm.dir });
+    await saveAdapter(parts.adapter, join(dir, ADAPTER_DIR), { baseModelNameOrPath: opts.baseModelNameOrPath ?? resolve(parts.lm.dir) });
     return;
   }
   const params = parts.lm.params();
   if (params.length === 0) throw new Error('writeTrainedWeights: no adapter and the model has no trainable weights (load it with fullFinetune: true)');
   await writeSafetensors(join(dir, MODEL_FILE), params.map((p) => ({ name: p.name, shape: p.shape, data: parts.lm.getParam(p.name) })), { metadata: { format: 'pt' } });
+  if (!opts.modelFolder) return;
+  const base = resolve(parts.lm.dir);
+  const config = JSON.parse(await readFile(join(base, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const stored: Record<string, unknown> = { ...config, torch_dtype: 'float32' };
+  if ('dtype' in config) stored['dtype'] = 'float32';
+  await writeFile(join(dir, 'config.json'), configJsonText(stored));
+  for (const f of MODEL_FOLDER_FILES) if (await isFile(join(base, f))) await copyFile(join(base, f), join(dir, f));
 }
 
 /**

@@ -26,6 +26,8 @@ import { Engine } from '../engine/index.js';
 import { evaluate, type EvalExample } from '../eval/run.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
+import { reportUpdater } from '../report/index.js';
+import type { EvalLogRecord, SampleCompletion } from '../report/run-data.js';
 import { CausalLM, type AdamW, type LoraAdapter } from '../model/index.js';
 import { Prompter } from '../prompt/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
@@ -85,9 +87,13 @@ export interface FitResult {
 }
 
 interface Example extends EvalExample {
+  text: string;
   promptIds: Int32Array;
   label: number;
 }
+
+/** Completions of the first examples of every valid evaluation logged to eval.jsonl (for report.html). */
+const LOGGED_SAMPLES = 8;
 
 export class GrpoTrainer {
   readonly config: TrainConfig;
@@ -121,7 +127,7 @@ export class GrpoTrainer {
     const render = (split: LoadedSplit): Example[] =>
       Array.from({ length: split.numRows }, (_, i) => {
         const ex = split.get(i);
-        return { promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
+        return { text: ex.text, promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
       });
     const train = render(dataset.split('train'));
     const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid')) : [];
@@ -154,11 +160,17 @@ export class GrpoTrainer {
     }
     const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
     const combined = rewardFromConfig(cfg);
+    const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
+    let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
       const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
       const m = r.metrics;
       say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
       await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
+      samples = examples.slice(0, LOGGED_SAMPLES).map((ex, i) => {
+        const p = r.predictions[i]!;
+        return { text: ex.text, gold: labels[ex.label]!, pred: p < 0 ? null : labels[p]!, completion: r.completions[i]!.text ?? '' };
+      });
       return m;
     };
     // Valid evaluations: logged to eval.jsonl, tracked for the best model and early stopping.
@@ -169,14 +181,17 @@ export class GrpoTrainer {
       if (valid.length === 0) return null;
       const m = await evalSplit(valid, label, adapter);
       lastEval = { step, metrics: m };
-      await evalLog.append({ step, epoch, split: 'valid', accuracy: m.accuracy, macro_f1: m.macro_f1, invalid_rate: m.invalid_rate, mean_output_length: m.mean_output_length });
+      // an eval.jsonl line (report/run-data.ts EvalLogRecord) also carries the confusion matrix and sample completions
+      const record: EvalLogRecord = { step, epoch, split: 'valid', accuracy: m.accuracy, macro_f1: m.macro_f1, invalid_rate: m.invalid_rate, mean_output_length: m.mean_output_length, per_class: m.per_class, confusion: m.confusion, samples };
+      await evalLog.append(record as unknown as StepRecord);
       const o = stopper.observe(step, m.accuracy);
       if (o.improved) {
-        const dir = await saveBestModel(runDir, { lm, adapter }, { step, metrics: m }, { baseModelNameOrPath: cfg.model });
+        const dir = await saveBestModel(runDir, { lm, adapter }, { step, metrics: m });
         say(`best valid accuracy so far (${m.accuracy.toFixed(4)} at step ${step}): saved to ${dir}`);
       } else if (cfg.early_stopping_patience > 0) {
         say(`no improvement on the best valid accuracy (${stopper.best!.accuracy.toFixed(4)} at step ${stopper.best!.step}) for ${stopper.evalsWithoutImprovement} of ${cfg.early_stopping_patience} evaluation(s)`);
       }
+      await updateReport({ force: true });
       return { ...o, metrics: m };
     };
 
@@ -214,7 +229,7 @@ export class GrpoTrainer {
     progress.start(step);
     const save = async () => {
       const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
-      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, { baseModelNameOrPath: cfg.model });
+      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state);
       await rotateCheckpoints(runDir, cfg.save_total_limit, stopper.best?.step ?? null);
     };
     let stopReason: StopReason = 'completed';
@@ -233,6 +248,7 @@ export class GrpoTrainer {
       await log.append(record);
       progress.update(record);
       opts.onStep?.(record);
+      if (step % Math.max(1, cfg.logging_steps) === 0) await updateReport();
       if (step === totalSteps) break; // the final evaluation and checkpoint follow the loop
       // Evaluate before saving, so that the checkpoint's early-stopping state includes this step.
       if (cfg.eval_steps > 0 && step % cfg.eval_steps === 0 && (await evalValid(`step-${step}`, epoch))?.stop) {
@@ -276,6 +292,7 @@ export class GrpoTrainer {
       testMetrics = await evalSplit(test, 'test', testAdapter);
     }
     lm.free();
+    await updateReport({ final: true });
     say(`run folder: ${runDir}`);
     return {
       runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,

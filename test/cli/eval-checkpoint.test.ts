@@ -4,7 +4,7 @@
 // that step (eval-end.json). The run's model, labels and data come from its run.json.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEval } from '../../src/cli/eval.js';
@@ -51,6 +51,9 @@ describe('eval of trainer checkpoints', () => {
     // the base model alone answers differently, so the checkpoint's weights were really used
     const base = await evalCli([`--model=${model}`, `--data_dir=${join(r.runDir, 'data')}`, '--max_new_tokens=12']);
     expect(base.metrics).not.toEqual(fromCkpt.metrics);
+    // PEFT and vLLM load the base from base_model_name_or_path: the resolved folder, not the name typed
+    for (const dir of [join(ckpt, 'adapter'), join(r.runDir, 'best', 'adapter')])
+      expect(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe(resolve(model));
   });
 
   it('full fine-tune: model.safetensors of checkpoint-N and of best/ load into a full fine-tune model', async () => {
@@ -64,5 +67,12 @@ describe('eval of trainer checkpoints', () => {
     const best = JSON.parse(readFileSync(join(r.runDir, 'best', 'best.json'), 'utf8')) as { step: number; metrics: EvalMetrics };
     expect(best.step).toBe(r.bestStep);
     expect((await evalCli([`--checkpoint=${join(r.runDir, 'best')}`])).metrics).toEqual(best.metrics);
+    // best/ is a model folder of its own (config.json, tokenizer): as --model it is the same model
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) expect(existsSync(join(r.runDir, 'best', f)), f).toBe(true);
+    expect(JSON.parse(readFileSync(join(r.runDir, 'best', 'config.json'), 'utf8')).torch_dtype).toBe('float32');
+    const asWeights = await evalCli([`--checkpoint=${join(r.runDir, 'best')}`, '--matmul_precision=fp32']);
+    const asModel = await evalCli([`--model=${join(r.runDir, 'best')}`, `--data_dir=${join(r.runDir, 'data')}`, '--max_new_tokens=12', '--matmul_precision=fp32']);
+    expect(asModel.weights_kind).toBeNull();
+    expect(asModel.metrics).toEqual(asWeights.metrics);
   });
 });

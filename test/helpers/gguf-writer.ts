@@ -1,15 +1,8 @@
-// A GGUF v3 writer, and the conversion of a tiny HF model (tiny-models.ts) into the GGUF that
+// The conversion of a tiny HF model (tiny-models.ts) into the GGUF that
 // llama.cpp's convert_hf_to_gguf.py would produce for it, so llama.cpp can serve as an
 // independent reference for the forward pass (test/reference/).
 //
-// GGUF v3 layout (all little-endian):
-//   "GGUF" | u32 version=3 | u64 tensor_count | u64 kv_count
-//   kv_count × { string key | u32 value_type | value }
-//   tensor_count × { string name | u32 n_dims | u64 ne[n_dims] | u32 ggml_type | u64 offset }
-//   zero padding to `general.alignment` (default 32)
-//   tensor data; each tensor starts at data_start + offset, offset a multiple of the alignment
-// string = u64 byte length + UTF-8 bytes (no terminator); array = u32 item type + u64 count + items.
-// ne[] is ggml order: ne[0] is the fastest-varying (innermost) dimension, i.e. the HF shape reversed.
+// The GGUF container is the library's (src/export/gguf-file.ts, which describes the layout).
 //
 // What the conversion does (convert_hf_to_gguf.py + gguf-py tensor_mapping.py, read from
 // ggml-org/llama.cpp; no code copied):
@@ -28,160 +21,23 @@
 //   * metadata keys as GGUFWriter writes them (u32 sizes, f32 floats), plus a minimal byte-level
 //     "gpt2" tokenizer (llama.cpp refuses a GGUF without tokenizer.ggml.model / tokens / merges).
 import { writeFileSync } from 'node:fs';
+import { encodeGguf as encodeGgufFile, type GgufKv, type GgufTensorInfo } from '../../src/export/gguf-file.js';
 import type { TensorSpec } from './safetensors-writer.js';
 import { headDim, type TinyConfig, type TinyModel } from './tiny-models.js';
 
-// gguf_type
-export const GgufType = {
-  UINT8: 0,
-  INT8: 1,
-  UINT16: 2,
-  INT16: 3,
-  UINT32: 4,
-  INT32: 5,
-  FLOAT32: 6,
-  BOOL: 7,
-  STRING: 8,
-  ARRAY: 9,
-  UINT64: 10,
-  INT64: 11,
-  FLOAT64: 12,
-} as const;
-type ScalarTypeName = Exclude<keyof typeof GgufType, 'ARRAY'>;
+// The container itself is the library's (src/export/gguf-file.ts); this file keeps the conversion
+// of the tiny test models that the llama.cpp fixtures were made with.
+export { GgufType, GgmlType, u32, i32, f32, str, bool, arr, GGUF_DEFAULT_ALIGNMENT, type GgufValue, type GgufKv } from '../../src/export/gguf-file.js';
+import { arr, bool, f32, GGUF_DEFAULT_ALIGNMENT, str, u32 } from '../../src/export/gguf-file.js';
 
-// ggml_type (only the float ones this writer emits)
-export const GgmlType = { F32: 0, F16: 1, BF16: 30 } as const;
-
-export type GgufValue =
-  | { type: ScalarTypeName; value: number | bigint | boolean | string }
-  | { type: 'ARRAY'; itemType: ScalarTypeName; values: (number | bigint | boolean | string)[] };
-
-export interface GgufKv {
-  key: string;
-  value: GgufValue;
-}
-
-export interface GgufTensor {
-  name: string;
-  /** ggml order: ne[0] innermost. */
-  ne: number[];
-  type: keyof typeof GgmlType;
+export interface GgufTensor extends GgufTensorInfo {
   /** Raw little-endian bytes of the tensor in ggml layout. */
   data: Buffer;
 }
 
-export const u32 = (value: number): GgufValue => ({ type: 'UINT32', value });
-export const i32 = (value: number): GgufValue => ({ type: 'INT32', value });
-export const f32 = (value: number): GgufValue => ({ type: 'FLOAT32', value });
-export const str = (value: string): GgufValue => ({ type: 'STRING', value });
-export const bool = (value: boolean): GgufValue => ({ type: 'BOOL', value });
-export const arr = (itemType: ScalarTypeName, values: (number | bigint | boolean | string)[]): GgufValue => ({ type: 'ARRAY', itemType, values });
-
-/** Growable little-endian byte sink. */
-class ByteWriter {
-  private buf = Buffer.alloc(1 << 16);
-  length = 0;
-  private ensure(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    let cap = this.buf.length * 2;
-    while (cap < this.length + n) cap *= 2;
-    const next = Buffer.alloc(cap);
-    this.buf.copy(next, 0, 0, this.length);
-    this.buf = next;
-  }
-  u8(v: number): void { this.ensure(1); this.buf.writeUInt8(v, this.length); this.length += 1; }
-  i8(v: number): void { this.ensure(1); this.buf.writeInt8(v, this.length); this.length += 1; }
-  u16(v: number): void { this.ensure(2); this.buf.writeUInt16LE(v, this.length); this.length += 2; }
-  i16(v: number): void { this.ensure(2); this.buf.writeInt16LE(v, this.length); this.length += 2; }
-  u32(v: number): void { this.ensure(4); this.buf.writeUInt32LE(v, this.length); this.length += 4; }
-  i32(v: number): void { this.ensure(4); this.buf.writeInt32LE(v, this.length); this.length += 4; }
-  f32(v: number): void { this.ensure(4); this.buf.writeFloatLE(v, this.length); this.length += 4; }
-  f64(v: number): void { this.ensure(8); this.buf.writeDoubleLE(v, this.length); this.length += 8; }
-  u64(v: number | bigint): void { this.ensure(8); this.buf.writeBigUInt64LE(BigInt(v), this.length); this.length += 8; }
-  i64(v: number | bigint): void { this.ensure(8); this.buf.writeBigInt64LE(BigInt(v), this.length); this.length += 8; }
-  bytes(b: Buffer): void { this.ensure(b.length); b.copy(this.buf, this.length); this.length += b.length; }
-  string(s: string): void { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.bytes(b); }
-  padTo(alignment: number): void { const r = this.length % alignment; if (r) { const n = alignment - r; this.ensure(n); this.buf.fill(0, this.length, this.length + n); this.length += n; } }
-  result(): Buffer { return this.buf.subarray(0, this.length); }
-}
-
-function writeScalar(w: ByteWriter, type: ScalarTypeName, v: number | bigint | boolean | string, key: string): void {
-  const num = (): number => {
-    if (typeof v !== 'number') throw new Error(`gguf kv ${key}: ${type} needs a number, got ${typeof v}`);
-    return v;
-  };
-  switch (type) {
-    case 'UINT8': return w.u8(num());
-    case 'INT8': return w.i8(num());
-    case 'UINT16': return w.u16(num());
-    case 'INT16': return w.i16(num());
-    case 'UINT32': return w.u32(num());
-    case 'INT32': return w.i32(num());
-    case 'FLOAT32': return w.f32(num());
-    case 'FLOAT64': return w.f64(num());
-    case 'UINT64':
-    case 'INT64':
-      if (typeof v !== 'number' && typeof v !== 'bigint') throw new Error(`gguf kv ${key}: ${type} needs a number or bigint`);
-      return type === 'UINT64' ? w.u64(v) : w.i64(v);
-    case 'BOOL':
-      if (typeof v !== 'boolean') throw new Error(`gguf kv ${key}: BOOL needs a boolean`);
-      return w.u8(v ? 1 : 0);
-    case 'STRING':
-      if (typeof v !== 'string') throw new Error(`gguf kv ${key}: STRING needs a string`);
-      return w.string(v);
-  }
-}
-
-export const GGUF_DEFAULT_ALIGNMENT = 32;
-
 /** Encodes a GGUF v3 file. The alignment is taken from a `general.alignment` kv if present. */
 export function encodeGguf(kvs: GgufKv[], tensors: GgufTensor[]): Buffer {
-  const alignKv = kvs.find((kv) => kv.key === 'general.alignment');
-  const alignment = alignKv && alignKv.value.type === 'UINT32' ? Number(alignKv.value.value) : GGUF_DEFAULT_ALIGNMENT;
-  if (!(alignment > 0 && alignment % 8 === 0)) throw new Error(`general.alignment must be a positive multiple of 8, got ${alignment}`);
-
-  const w = new ByteWriter();
-  w.bytes(Buffer.from('GGUF', 'ascii'));
-  w.u32(3);
-  w.u64(tensors.length);
-  w.u64(kvs.length);
-  const keys = new Set<string>();
-  for (const { key, value } of kvs) {
-    if (keys.has(key)) throw new Error(`duplicate gguf key ${key}`);
-    keys.add(key);
-    w.string(key);
-    w.u32(GgufType[value.type]);
-    if (value.type === 'ARRAY') {
-      w.u32(GgufType[value.itemType]);
-      w.u64(value.values.length);
-      for (const item of value.values) writeScalar(w, value.itemType, item, key);
-    } else {
-      writeScalar(w, value.type, value.value, key);
-    }
-  }
-  let offset = 0;
-  const offsets: number[] = [];
-  for (const t of tensors) {
-    const n = t.ne.reduce((a, b) => a * b, 1);
-    const bytesPer = t.type === 'F32' ? 4 : 2;
-    if (t.data.length !== n * bytesPer) throw new Error(`gguf tensor ${t.name}: ${t.data.length} bytes, ne [${t.ne.join(', ')}] ${t.type} needs ${n * bytesPer}`);
-    if (Buffer.byteLength(t.name, 'utf8') >= 64) throw new Error(`gguf tensor name too long (ggml limit 63 bytes): ${t.name}`);
-    w.string(t.name);
-    w.u32(t.ne.length);
-    for (const d of t.ne) w.u64(d);
-    w.u32(GgmlType[t.type]);
-    w.u64(offset);
-    offsets.push(offset);
-    offset += Math.ceil(t.data.length / alignment) * alignment;
-  }
-  w.padTo(alignment);
-  const dataStart = w.length;
-  tensors.forEach((t, i) => {
-    if (w.length - dataStart !== offsets[i]) throw new Error('gguf writer: offset bookkeeping broke');
-    w.bytes(t.data);
-    w.padTo(alignment);
-  });
-  return w.result();
+  return encodeGgufFile(kvs, tensors);
 }
 
 export function writeGguf(path: string, kvs: GgufKv[], tensors: GgufTensor[]): void {

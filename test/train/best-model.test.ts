@@ -3,7 +3,9 @@
 // model of the step with the highest valid accuracy in eval.jsonl (first one on ties): checked by
 // re-evaluating best/ from disk with `rrec-emotion eval`, which must reproduce that step's logged
 // metrics exactly. Checkpoint rotation leaves best/ alone and keeps the best step's checkpoint;
-// eval_on_test scores the best model on the test split.
+// eval_on_test scores the best model on the test split. The same run's report.html (src/report/)
+// must show it: rendered in headless Chromium, every chart draws data marks, the confusion matrix
+// is best/'s, the sample completions are the last evaluation's; `rrec-emotion report` rebuilds it.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEval } from '../../src/cli/eval.js';
 import type { EvalMetrics } from '../../src/eval/metrics.js';
 import { listCheckpoints } from '../../src/train/checkpoint-dir.js';
+import { runReport } from '../../src/cli/report.js';
+import { chromiumAvailable, CHROMIUM_SKIP_NOTE, inkIn, openAndShoot } from '../helpers/browser.js';
 import { GrpoTrainer, type FitResult } from '../../src/train/trainer.js';
 import { writeAnswerModel } from '../helpers/answer-model.js';
 
@@ -89,5 +93,58 @@ describe('best model by valid accuracy', () => {
     expect(r.testMetrics!.n).toBe(40);
     const test = await evalCli([`--checkpoint=${join(r.runDir, 'best')}`, '--split=test']);
     expect(r.testMetrics).toEqual(test.metrics);
+  });
+
+  it('report.html shows the run: every chart, best/\'s confusion matrix, the last evaluation\'s completions', () => {
+    const html = readFileSync(join(r.runDir, 'report.html'), 'utf8');
+    const charts = [...html.matchAll(/<figure class="chart" data-chart="([a-z_]+)">/g)].map((m) => m[1]);
+    expect(charts).toEqual(['reward', 'accuracy', 'loss', 'kl', 'clip_ratio', 'completion_length', 'learning_rate', 'grad_norm', 'confusion']);
+    expect(html).toContain('<dd>finished</dd>');
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//); // nothing to fetch
+    // the confusion matrix drawn is best/'s: each count appears as a text mark in the heatmap
+    const best = JSON.parse(readFileSync(join(r.runDir, 'best', 'best.json'), 'utf8')) as { step: number; metrics: EvalMetrics };
+    const last = readFileSync(join(r.runDir, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).pop();
+    const fromLog = records.find((e) => e.step === best.step) as unknown as { confusion: number[][] };
+    expect(fromLog.confusion).toEqual(best.metrics.confusion);
+    const confusionSvg = html.slice(html.indexOf('data-chart="confusion"'));
+    const counts = [...confusionSvg.slice(0, confusionSvg.indexOf('</figure>')).matchAll(/<text[^>]*>(\d+)<\/text>/g)].map((m) => Number(m[1]));
+    for (const n of best.metrics.confusion.flat()) expect(counts).toContain(n);
+    expect(html).toContain(`valid split, step ${best.step}`);
+    // the samples table: the last evaluation's first 8 examples, text and answers escaped
+    expect(last.samples).toHaveLength(8);
+    const table = html.slice(html.indexOf('<table class="samples">'));
+    const rows = table.slice(0, table.indexOf('</table>')).split('</tr>').length - 2;
+    expect(rows).toBe(8);
+    const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+    for (const sample of last.samples) expect(html).toContain(`<td>${esc(sample.text)}</td>`);
+  });
+
+  it('`rrec-emotion report RUN_DIR` rebuilds the same page from the run folder', async () => {
+    const before = readFileSync(join(r.runDir, 'report.html'), 'utf8');
+    const out: string[] = [];
+    expect(await runReport([r.runDir], { out: (t) => out.push(t) })).toBe(0);
+    expect(out).toEqual([`wrote ${join(r.runDir, 'report.html')}`]);
+    const strip = (h: string) => h.replace(/<dt>updated<\/dt><dd>[^<]*<\/dd>/, '');
+    const [x, y] = [strip(readFileSync(join(r.runDir, 'report.html'), 'utf8')), strip(before)];
+    let at = 0;
+    while (at < x.length && x[at] === y[at]) at++;
+    expect(x.slice(at - 100, at + 100)).toBe(y.slice(at - 100, at + 100));
+    await expect(runReport([join(root, 'answer-model')])).rejects.toThrow(/not a training run folder/);
+  });
+
+  it.skipIf(!chromiumAvailable)(`report.html renders in headless Chromium: ink in every chart, no console error, no request${chromiumAvailable ? '' : ` (skipped: ${CHROMIUM_SKIP_NOTE})`}`, async () => {
+    const shot = await openAndShoot(join(r.runDir, 'report.html'));
+    expect(shot.consoleErrors).toEqual([]);
+    expect(shot.requests).toEqual([]);
+    expect([...shot.charts.keys()]).toHaveLength(9);
+    for (const [id, box] of shot.charts) {
+      expect(box.width * box.height, id).toBeGreaterThan(150 * 100);
+      const { total, ink, colored } = inkIn(shot.image, box);
+      expect(ink / total, `${id}: share of non-white pixels`).toBeGreaterThan(0.01); // axes, labels, marks
+      expect(colored, `${id}: coloured pixels (data marks)`).toBeGreaterThan(100);
+    }
+    // a blank page region (below the last element) has no ink: the check can fail
+    const blank = inkIn(shot.image, { x: 0, y: shot.image.height - 4, width: shot.image.width, height: 4 });
+    expect(blank.colored).toBe(0);
   });
 });
