@@ -34,7 +34,9 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { bestDir as bestDirOf, readBestModelInfo, removeBestModel, saveBestModel } from './best-model.js';
 import { ensureBuiltinModel } from './builtin-model.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
+import { cleanStaleTemps, latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
+import { acquireRunLock } from './run-lock.js';
+import { ensureWritableDir } from './writable-dir.js';
 import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset } from './dataset-source.js';
@@ -105,8 +107,26 @@ export class GrpoTrainer {
   async fit(opts: FitOptions = {}): Promise<FitResult> {
     const cfg = this.config;
     const runDir = resolve(runDirOf(cfg));
-    await mkdir(runDir, { recursive: true });
     const out = opts.stream ?? process.stdout;
+    const say = (s: string) => void out.write(s + '\n');
+    // A read-only or foreign output folder is named now, not after minutes of loading.
+    await ensureWritableDir(cfg.output_dir, '--output_dir');
+    await mkdir(runDir, { recursive: true });
+    // One trainer per run folder; then tidy what a killed one left (a half-written checkpoint's temp folder).
+    const lock = await acquireRunLock(runDir);
+    try {
+      const tidied = await cleanStaleTemps(runDir);
+      if (tidied.removed.length > 0) say(`removed ${tidied.removed.length} temporary folder(s) left by an interrupted write: ${tidied.removed.join(', ')}`);
+      if (tidied.restored.length > 0) say(`restored ${tidied.restored.join(', ')} (a replacement was interrupted between its two renames)`);
+      return await this.fitLocked(runDir, out, opts);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** fit() once the run folder is locked and tidied. */
+  private async fitLocked(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions): Promise<FitResult> {
+    const cfg = this.config;
     let progress: ProgressReporter | null = null;
     const say = (s: string) => (progress ? progress.message(s) : out.write(s + '\n'));
 
@@ -229,7 +249,11 @@ export class GrpoTrainer {
     progress.start(step);
     const save = async () => {
       const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
-      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state);
+      try {
+        lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state);
+      } catch (e) {
+        throw checkpointWriteError(e, join(runDir, `checkpoint-${step}`), lastCheckpoint);
+      }
       await rotateCheckpoints(runDir, cfg.save_total_limit, stopper.best?.step ?? null);
     };
     let stopReason: StopReason = 'completed';
@@ -299,4 +323,19 @@ export class GrpoTrainer {
       bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep,
     };
   }
+}
+
+/**
+ * A checkpoint that could not be written (disk full, I/O error): the message names the file (from
+ * the underlying error), the checkpoint, and what is safe: the write is atomic, so nothing partial
+ * is left, and the last complete checkpoint resumes the run.
+ */
+export function checkpointWriteError(e: unknown, ckptDir: string, lastComplete: string | null): Error {
+  const err = e as NodeJS.ErrnoException;
+  const safe = lastComplete
+    ? `the last complete checkpoint is ${lastComplete}: free space and resume from it (--resume_from_checkpoint=${lastComplete})`
+    : 'no earlier checkpoint of this run exists';
+  const out = new Error(`writing ${ckptDir} failed: ${err?.message ?? String(e)}. Nothing of it was kept (checkpoints are written to a temporary folder and renamed); ${safe}`, { cause: e }) as NodeJS.ErrnoException;
+  if (err?.code) out.code = err.code;
+  return out;
 }
