@@ -105,7 +105,7 @@ export async function evaluate(engine: Engine, examples: readonly EvalExample[],
       if (e instanceof EngineRequestError) {
         const i = chunk[e.request]!;
         const hint = e.kind === 'prompt_too_long' ? '; pass --max_prompt_length (with --long_prompts=truncate or skip) to cut or skip such prompts' : '';
-        throw new Error(`evaluate: ${describe(i)}: ${e.message.replace(/^Engine: requests\[\d+\]: /, '')}${hint}`, { cause: e });
+        throw new Error(`evaluate: ${describe(i)}: ${e.message.replace(/^Engine: requests\[\d+\]:? /, '')}${hint}`, { cause: e });
       }
       throw e;
     }

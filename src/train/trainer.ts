@@ -24,6 +24,7 @@ import { join, resolve } from 'node:path';
 import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
 import { evaluate, type EvalExample } from '../eval/run.js';
+import { checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { reportUpdater } from '../report/index.js';
@@ -124,8 +125,17 @@ export class GrpoTrainer {
     }
   }
 
-  /** fit() once the run folder is locked and tidied. */
+  /** fit() once the run folder is locked and tidied; whatever ends it, open logs are closed and the model freed. */
   private async fitLocked(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions): Promise<FitResult> {
+    const closers: (() => unknown)[] = [];
+    try {
+      return await this.fitRun(runDir, out, opts, (f) => closers.push(f));
+    } finally {
+      for (const c of closers.reverse()) await Promise.resolve().then(c).catch(() => undefined);
+    }
+  }
+
+  private async fitRun(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions, onExit: (f: () => unknown) => void): Promise<FitResult> {
     const cfg = this.config;
     let progress: ProgressReporter | null = null;
     const say = (s: string) => (progress ? progress.message(s) : out.write(s + '\n'));
@@ -144,17 +154,24 @@ export class GrpoTrainer {
     const labels = cfg.labels ?? [...dataset.labelNames];
     await writeRunInfo(runDir, { config: cfg, model_dir: resolve(modelDir), data_dir: arrowDir ?? dataset.dir, labels });
     const prompter = new Prompter(tokenizer, { labels, ...(cfg.system_prompt ? { systemPrompt: cfg.system_prompt } : {}) });
-    const render = (split: LoadedSplit): Example[] =>
+    // ---- model (its context bounds the prompts), adapter, optimizer (or their checkpointed state), engine
+    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
+    let lmFreed = false;
+    const freeLm = () => {
+      if (!lmFreed) lm.free();
+      lmFreed = true;
+    };
+    onExit(freeLm);
+    const ctx = lm.config.maxPositions;
+    const render = (split: LoadedSplit, name: string): Example[] =>
       Array.from({ length: split.numRows }, (_, i) => {
         const ex = split.get(i);
+        checkTextBeforeTokenizing(ex.text, tokenizer, ctx, `${name} row ${i}`);
         return { text: ex.text, promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
       });
-    const train = render(dataset.split('train'));
-    const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid')) : [];
-    const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
-
-    // ---- model, adapter, optimizer (or their checkpointed state), engine
-    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
+    const train = render(dataset.split('train'), 'train');
+    const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid'), 'valid') : [];
+    const test = cfg.eval_on_test ? render(dataset.split('test'), 'test') : [];
     let adapter: LoraAdapter | null = cfg.use_lora
       ? lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed })
       : null;
@@ -179,6 +196,14 @@ export class GrpoTrainer {
       say(`removed ${bestDirOf(runDir)} of an earlier run with this run_name`);
     }
     const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
+    // Every prompt fits the context and the KV cache holds the longest sequence: found now, in flag terms, not at step N.
+    checkGenerationLengths({
+      engine,
+      maxNewTokens: cfg.max_new_tokens,
+      sets: [{ split: 'train', prompts: train.map((e) => e.promptIds) }, { split: 'valid', prompts: valid.map((e) => e.promptIds) }, { split: 'test', prompts: test.map((e) => e.promptIds) }],
+      kvBudgetText: `--kv_memory_budget ${cfg.kv_memory_budget}`,
+      warn: say,
+    });
     const combined = rewardFromConfig(cfg);
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
@@ -196,6 +221,7 @@ export class GrpoTrainer {
     // Valid evaluations: logged to eval.jsonl, tracked for the best model and early stopping.
     // A fresh run drops every record of an earlier run of this name (-1); a resumed one keeps those up to its step.
     const evalLog = await MetricsLog.open(join(runDir, 'eval.jsonl'), { resumeAfterStep: lastCheckpoint === null ? -1 : step });
+    onExit(() => evalLog.close());
     let lastEval: { step: number; metrics: EvalMetrics } | null = null;
     const evalValid = async (label: string, epoch: number): Promise<(Observation & { metrics: EvalMetrics }) | null> => {
       if (valid.length === 0) return null;
@@ -245,6 +271,7 @@ export class GrpoTrainer {
       return { total: r.total, parts: r.parts };
     };
     const log = await MetricsLog.open(join(runDir, 'metrics.jsonl'), { resumeAfterStep: step });
+    onExit(() => log.close());
     progress = new ProgressReporter({ totalSteps, loggingSteps: cfg.logging_steps, stream: out as never });
     progress.start(step);
     const save = async () => {
@@ -315,7 +342,7 @@ export class GrpoTrainer {
       say(`test split: the model of step ${testStep}${testStep === best?.step ? ' (best by valid accuracy)' : ''}`);
       testMetrics = await evalSplit(test, 'test', testAdapter);
     }
-    lm.free();
+    freeLm();
     await updateReport({ final: true });
     say(`run folder: ${runDir}`);
     return {

@@ -38,6 +38,19 @@ async function existingAncestor(p: string): Promise<string> {
   }
 }
 
+/** Creates and removes a file in `dir`: null when that works, else the error. */
+async function probeFile(dir: string): Promise<unknown> {
+  const probe = join(dir, `.rrec-write-test-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const fh = await open(probe, 'wx');
+    await fh.close();
+  } catch (e) {
+    return e;
+  }
+  await unlink(probe).catch(() => undefined);
+  return null;
+}
+
 /** Creates `dir` when missing and checks a file can be created in it; throws naming `flag`, the folder and the cause. */
 export async function ensureWritableDir(dir: string, flag: string): Promise<void> {
   const abs = resolve(dir);
@@ -45,14 +58,11 @@ export async function ensureWritableDir(dir: string, flag: string): Promise<void
     await mkdir(abs, { recursive: true });
   } catch (e) {
     const base = await existingAncestor(dirname(abs));
-    throw new Error(`${flag} ${abs}: cannot create the folder: ${why(e)}${base !== abs ? ` (the nearest existing folder is ${base})` : ''}`, { cause: e });
+    // mkdir -p into a read-only mount reports ENOENT for the child; the nearest existing folder's
+    // own refusal is the real cause
+    const real = (await probeFile(base)) ?? e;
+    throw new Error(`${flag} ${abs}: cannot create the folder: ${why(real)} (the nearest existing folder is ${base})`, { cause: e });
   }
-  const probe = join(abs, `.rrec-write-test-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    const fh = await open(probe, 'wx');
-    await fh.close();
-  } catch (e) {
-    throw new Error(`${flag} ${abs}: the folder is not writable: ${why(e)}`, { cause: e });
-  }
-  await unlink(probe).catch(() => undefined);
+  const err = await probeFile(abs);
+  if (err !== null) throw new Error(`${flag} ${abs}: the folder is not writable: ${why(err)}`, { cause: err });
 }
