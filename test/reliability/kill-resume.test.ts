@@ -5,10 +5,11 @@
 // found stale and taken over, and while it was alive a second trainer on the same folder was
 // refused. (test/train/resume.test.ts and trainer.test.ts cover resume within one process.)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { datasetSpec, preprocess } from '../../src/data/index.js';
 import { lenmlTokenizerDir } from '../../src/tokenizer/index.js';
 import { RUN_LOCK_FILE } from '../../src/train/run-lock.js';
 import { GrpoTrainer } from '../../src/train/trainer.js';
@@ -21,8 +22,17 @@ const modelDir = join(root, 'tiny-qwen');
 writeTinyModel(modelDir, 'qwen2', { overrides: { vocab_size: 151936, hidden_size: 32, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 1, eos_token_id: 151645, bos_token_id: 151643 } as never });
 for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(lenmlTokenizerDir('qwen2_5'), f), join(modelDir, f));
 const runs = join(root, 'runs');
+// a small slice of the sample data, preprocessed once (the children then read Arrow, copying nothing)
+const csvDir = join(root, 'csv');
+mkdirSync(csvDir);
+for (const [split, n] of [['train', 8], ['valid', 4], ['test', 4]] as const) {
+  const lines = readFileSync(join(REPO, 'data', 'sample', 'ED_sample_4', `${split}.csv`), 'utf8').split('\n');
+  writeFileSync(join(csvDir, `${split}.csv`), lines.slice(0, n + 1).join('\n') + '\n');
+}
+const arrowDir = join(root, 'arrow');
+await preprocess({ inputDir: csvDir, outputDir: arrowDir, dataset: datasetSpec('ED_easy_4') });
 const base = {
-  model: modelDir, data_dir: join(REPO, 'data', 'sample', 'ED_sample_4'), output_dir: runs, seed: 5, train_batch_size: 2, group_size: 2,
+  model: modelDir, data_dir: arrowDir, output_dir: runs, seed: 5, train_batch_size: 2, group_size: 2,
   max_new_tokens: 4, max_steps: 4, save_steps: 1, eval_steps: 0, eval_batch_size: 40, learning_rate: 1e-2, warmup_steps: 0,
   lr_scheduler_type: 'constant', lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 1, save_total_limit: 0,
 };
