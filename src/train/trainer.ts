@@ -23,8 +23,8 @@ import { freemem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
-import { evaluate, type EvalExample } from '../eval/run.js';
-import { checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
+import { evaluate, limitPrompts, type EvalExample } from '../eval/run.js';
+import { boundTextForPrompt, checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { reportUpdater } from '../report/index.js';
@@ -38,7 +38,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { cleanStaleTemps, latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
 import { acquireRunLock } from './run-lock.js';
 import { ensureWritableDir } from './writable-dir.js';
-import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig } from './config.js';
+import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig, type TrainConfigInput } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset } from './dataset-source.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
@@ -87,6 +87,8 @@ export interface FitResult {
   testMetrics: EvalMetrics | null;
   /** The step of the model evaluated on test: bestStep, or the final step when no best was kept. */
   testStep: number | null;
+  /** With max_prompt_length: the training prompts cut and skipped (row indices); null otherwise. */
+  trainPrompts: { truncated: number; skipped: number[] } | null;
 }
 
 interface Example extends EvalExample {
@@ -101,7 +103,8 @@ const LOGGED_SAMPLES = 8;
 export class GrpoTrainer {
   readonly config: TrainConfig;
 
-  constructor(config: unknown = {}, opts: { now?: Date } = {}) {
+  /** `config`: any subset of the fields (see TrainConfigInput); a misspelt field name fails tsc, a bad value throws a TrainConfigError. */
+  constructor(config: TrainConfigInput = {}, opts: { now?: Date } = {}) {
     this.config = resolveTrainConfig(config, opts.now ? { now: opts.now } : {});
   }
 
@@ -166,10 +169,21 @@ export class GrpoTrainer {
     const render = (split: LoadedSplit, name: string): Example[] =>
       Array.from({ length: split.numRows }, (_, i) => {
         const ex = split.get(i);
-        checkTextBeforeTokenizing(ex.text, tokenizer, ctx, `${name} row ${i}`);
-        return { text: ex.text, promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
+        checkTextBeforeTokenizing(ex.text, tokenizer, ctx, `${name} row ${i}`, cfg.max_prompt_length);
+        const text = cfg.max_prompt_length === null ? ex.text : boundTextForPrompt(ex.text, tokenizer, cfg.max_prompt_length);
+        return { text: ex.text, promptIds: prompter.render({ text }).ids, label: ex.label };
       });
-    const train = render(dataset.split('train'), 'train');
+    let train = render(dataset.split('train'), 'train');
+    // max_prompt_length: training prompts cut or left out here (counted); valid / test ones in evaluate()
+    let trainPrompts: { truncated: number; skipped: number[] } | null = null;
+    if (cfg.max_prompt_length !== null) {
+      const lim = limitPrompts(train, cfg.max_prompt_length, cfg.long_prompts);
+      trainPrompts = { truncated: lim.truncated, skipped: lim.skipped };
+      train = train.flatMap((ex, i) => (lim.prompts[i] === null ? [] : [{ ...ex, promptIds: Int32Array.from(lim.prompts[i]!) }]));
+      if (train.length === 0) throw new Error(`max_prompt_length ${cfg.max_prompt_length} with long_prompts skip leaves no training prompt (all ${lim.skipped.length} are longer)`);
+      if (lim.truncated + lim.skipped.length > 0)
+        say(`max_prompt_length ${cfg.max_prompt_length}: ${lim.truncated} training prompt(s) cut to their last ${cfg.max_prompt_length} tokens, ${lim.skipped.length} skipped`);
+    }
     const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid'), 'valid') : [];
     const test = cfg.eval_on_test ? render(dataset.split('test'), 'test') : [];
     let adapter: LoraAdapter | null = cfg.use_lora
@@ -202,16 +216,23 @@ export class GrpoTrainer {
       maxNewTokens: cfg.max_new_tokens,
       sets: [{ split: 'train', prompts: train.map((e) => e.promptIds) }, { split: 'valid', prompts: valid.map((e) => e.promptIds) }, { split: 'test', prompts: test.map((e) => e.promptIds) }],
       kvBudgetText: `--kv_memory_budget ${cfg.kv_memory_budget}`,
+      maxPromptLength: cfg.max_prompt_length,
       warn: say,
     });
     const combined = rewardFromConfig(cfg);
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
-      const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
+      const split = label === 'test' ? 'test' : 'valid';
+      const r = await evaluate(engine, examples, {
+        labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], describe: (i) => `${split} row ${i}`,
+        ...(cfg.max_prompt_length !== null ? { maxPromptLength: cfg.max_prompt_length, longPrompts: cfg.long_prompts } : {}),
+      });
       const m = r.metrics;
-      say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
-      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
+      const cut = cfg.max_prompt_length === null ? '' : `, prompts cut ${r.promptsTruncated}, skipped ${r.skipped.length}`;
+      say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}${cut}`);
+      const counted = cfg.max_prompt_length === null ? m : { ...m, prompts_truncated: r.promptsTruncated, prompts_skipped: r.skipped.length, skipped_rows: r.skipped };
+      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(counted, null, 2) + '\n');
       samples = examples.slice(0, LOGGED_SAMPLES).map((ex, i) => {
         const p = r.predictions[i]!;
         return { text: ex.text, gold: labels[ex.label]!, pred: p < 0 ? null : labels[p]!, completion: r.completions[i]!.text ?? '' };
@@ -347,7 +368,7 @@ export class GrpoTrainer {
     say(`run folder: ${runDir}`);
     return {
       runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,
-      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep,
+      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep, trainPrompts,
     };
   }
 }

@@ -34,7 +34,7 @@ await preprocess({ inputDir: csvDir, outputDir: arrowDir, dataset: datasetSpec('
 const base = {
   model: modelDir, data_dir: arrowDir, output_dir: runs, seed: 5, train_batch_size: 2, group_size: 2,
   max_new_tokens: 4, max_steps: 4, save_steps: 1, eval_steps: 0, eval_batch_size: 40, learning_rate: 1e-2, warmup_steps: 0,
-  lr_scheduler_type: 'constant', lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 1, save_total_limit: 0,
+  lr_scheduler_type: 'constant' as const, lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 1, save_total_limit: 0,
 };
 
 const CHILD = `

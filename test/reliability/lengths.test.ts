@@ -91,6 +91,14 @@ describe('prompts longer than the context', () => {
     await expect(new GrpoTrainer({ ...base, run_name: 'long-valid' }).fit({ stream: quiet })).rejects.toThrow(new RegExp(`^valid row ${LONG_ROW}: the prompt has \\d+ tokens and does not fit the model's context of ${ctx} positions`));
     await expect(new GrpoTrainer({ ...base, run_name: 'new-tokens', max_new_tokens: ctx + 5 }).fit({ stream: quiet })).rejects.toThrow(`--max_new_tokens ${ctx + 5} does not fit the model's context of ${ctx} positions`);
   });
+
+  it('training with max_prompt_length and long_prompts skip: the long valid row is left out of every evaluation and counted', async () => {
+    const r = await new GrpoTrainer({ model, data_dir: data, output_dir: join(root, 'runs'), run_name: 'skip', max_steps: 1, max_new_tokens: 8, sft_epochs: 0, train_batch_size: 2, group_size: 2, max_prompt_length: ctx - 20, long_prompts: 'skip' }).fit({ stream: quiet });
+    expect(r.steps).toBe(1);
+    expect(r.trainPrompts).toEqual({ truncated: 0, skipped: [] });
+    const end = JSON.parse(readFileSync(join(r.runDir, 'eval-end.json'), 'utf8')) as Record<string, unknown>;
+    expect(end).toMatchObject({ prompts_truncated: 0, prompts_skipped: 1, skipped_rows: [LONG_ROW] });
+  });
 });
 
 describe('KV budget too small for one sequence', () => {

@@ -95,7 +95,7 @@ describe('disk full during a checkpoint write', () => {
     const cfg = {
       model: modelDir, data_dir: join(REPO, 'data', 'sample', 'ED_sample_4'), output_dir: join(m.dir, 'runs'), run_name: 'full-disk', seed: 5, train_batch_size: 2,
       group_size: 2, max_new_tokens: 4, max_steps: 3, save_steps: 1, eval_steps: 0, eval_batch_size: 40, learning_rate: 1e-2, warmup_steps: 0,
-      lr_scheduler_type: 'constant', lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 100,
+      lr_scheduler_type: 'constant' as const, lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 100,
     };
     const ballast = join(m.dir, 'ballast');
     // after step 2 is logged and before its checkpoint (onStep is called synchronously): fill the disk to the last byte
