@@ -23,7 +23,7 @@ import { freemem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
-import { evaluate, type EvalExample } from '../eval/run.js';
+import { evaluate, type EvalExample, type EvaluateResult } from '../eval/run.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { reportUpdater } from '../report/index.js';
@@ -86,10 +86,41 @@ export interface FitResult {
   testStep: number | null;
 }
 
-interface Example extends EvalExample {
+/** A rendered example: its text, chat-templated prompt ids and gold label index. */
+export interface TrainExample extends EvalExample {
   text: string;
   promptIds: Int32Array;
   label: number;
+}
+type Example = TrainExample;
+
+/** What a trainer other than GRPO (src/recpo) is given to build its step from. */
+export interface AlgorithmContext {
+  cfg: TrainConfig;
+  lm: CausalLM;
+  engine: Engine;
+  tokenizer: Tokenizer;
+  labels: readonly string[];
+  runDir: string;
+  /** The checkpoint this run resumed from, or null for a fresh run. */
+  resumedFrom: string | null;
+  /** The live adapter (null for a full fine-tune) and optimizer. */
+  adapter: LoraAdapter | null;
+  optimizer: AdamW;
+  say: (line: string) => void;
+}
+
+/**
+ * The parts of fit() a trainer may replace; absent ones are GRPO's. fit() calls start() after
+ * the warm start, step() for every optimizer step, evalMetrics() after each evaluation's greedy
+ * completions (its accuracy is what best-model tracking and early stopping compare), and
+ * saveExtras() inside every checkpoint's temporary folder before it is committed.
+ */
+export interface TrainingAlgorithm {
+  start?(step: number): Promise<void>;
+  step?(examples: readonly TrainExample[], lr: number, step: number): Promise<{ metrics: Record<string, number> }>;
+  evalMetrics?(examples: readonly TrainExample[], result: EvaluateResult, adapter: LoraAdapter | null, split: string): Promise<EvalMetrics>;
+  saveExtras?(tmpDir: string): Promise<void>;
 }
 
 /** Completions of the first examples of every valid evaluation logged to eval.jsonl (for report.html). */
@@ -100,6 +131,11 @@ export class GrpoTrainer {
 
   constructor(config: unknown = {}, opts: { now?: Date } = {}) {
     this.config = resolveTrainConfig(config, opts.now ? { now: opts.now } : {});
+  }
+
+  /** GRPO's parts are fit()'s own; RecpoTrainer (src/recpo) returns its own. */
+  protected async createAlgorithm(_ctx: AlgorithmContext): Promise<TrainingAlgorithm> {
+    return {};
   }
 
   async fit(opts: FitOptions = {}): Promise<FitResult> {
@@ -160,11 +196,12 @@ export class GrpoTrainer {
     }
     const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
     const combined = rewardFromConfig(cfg);
+    const algo = await this.createAlgorithm({ cfg, lm, engine, tokenizer, labels, runDir, resumedFrom: lastCheckpoint, adapter, optimizer, say });
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
       const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
-      const m = r.metrics;
+      const m = algo.evalMetrics ? await algo.evalMetrics(examples, r, withAdapter, label) : r.metrics;
       say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
       await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
       samples = examples.slice(0, LOGGED_SAMPLES).map((ex, i) => {
@@ -214,6 +251,7 @@ export class GrpoTrainer {
         if ((s + 1) % Math.max(1, cfg.logging_steps) === 0 || s + 1 === sftSteps) say(`sft ${s + 1}/${sftSteps}: loss ${r.loss.toFixed(4)}`);
       }
     }
+    await algo.start?.(step);
     const evalBefore = cfg.eval_on_start && step === 0 ? ((await evalValid('start', 0))?.metrics ?? null) : null;
 
     // ---- GRPO
@@ -229,7 +267,7 @@ export class GrpoTrainer {
     progress.start(step);
     const save = async () => {
       const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
-      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state);
+      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, algo.saveExtras ? { beforeCommit: (tmp) => algo.saveExtras!(tmp) } : {});
       await rotateCheckpoints(runDir, cfg.save_total_limit, stopper.best?.step ?? null);
     };
     let stopReason: StopReason = 'completed';
@@ -241,7 +279,7 @@ export class GrpoTrainer {
       }
       const batch = order.next();
       const examples = Array.from(batch.indices, (i) => train[i]!);
-      const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
+      const r = algo.step ? await algo.step(examples, lrAt(step), step) : await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
       step++;
       epoch = batch.epoch + (batch.batchInEpoch + 1) / order.batchesPerEpoch;
       const record: StepRecord = { step, epoch, ...r.metrics };
