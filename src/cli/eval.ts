@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { evaluate } from '../eval/run.js';
 import { formatEvalReport, INVALID_PREDICTION } from '../eval/metrics.js';
 import { defaultDataDir, openDataset } from '../train/dataset-source.js';
+import { recpoEvalSettings, recpoEvaluate, RECPO_EVAL_FLAGS } from '../recpo/eval-settings.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { CliUsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { intAtLeast, noPositional, nonEmpty, oneOf } from './flag-values.js';
@@ -28,6 +29,7 @@ const FLAGS: FlagSpecs = {
   output: { type: 'string', metavar: 'FILE', help: 'also write the metrics as JSON to FILE' },
   predictions: { type: 'string', metavar: 'FILE', help: 'also write one JSON line per example (text, gold, pred, completion) to FILE' },
   json: { type: 'boolean', help: 'print the metrics JSON instead of the text report', default: false },
+  ...RECPO_EVAL_FLAGS,
 };
 
 const USAGE = 'rrec-emotion eval [--model=NAME|DIR] [--checkpoint=DIR | --adapter=DIR] [--split=valid|test] [flags]';
@@ -35,7 +37,9 @@ const DESCRIPTION = [
   'Greedy-decodes every example of a split, parses the <answer> tag of each completion and prints',
   'accuracy, macro-F1, per-class precision / recall / F1, the invalid-answer rate, the confusion',
   'matrix and the mean output length. With the weights of a training run (--checkpoint), the',
-  "run's model, labels, system prompt, generation budget and data are the defaults.",
+  "run's model, labels, system prompt, generation budget and data are the defaults. For a RecPO",
+  'run (or --trainer=recpo) the same completions are also decided by hidden-state similarity to',
+  'the label embeddings, and both decision rules are reported.',
 ].join('\n');
 
 export function evalHelp(): string {
@@ -87,20 +91,31 @@ export async function runEval(argv: string[], io: EvalCliIO = {}): Promise<numbe
       batchSize: intAtLeast(flags, 'eval_batch_size', 1, run?.config.eval_batch_size ?? 32),
       stop: ['</answer>'],
     });
+    const recpo = recpoEvalSettings(flags, model.weightsDir);
+    const sim = recpo ? await recpoEvaluate(model, examples, r.completions, labels, recpo) : null;
     const seconds = (performance.now() - t0) / 1000;
-    const report = { model: model.modelDir, weights: model.weightsDir, weights_kind: model.weights?.kind ?? null, data_dir: dataShown, split, limit: limit ?? null, max_new_tokens: budget, labels, metrics: r.metrics };
+    const report = {
+      model: model.modelDir, weights: model.weightsDir, weights_kind: model.weights?.kind ?? null, data_dir: dataShown, split, limit: limit ?? null, max_new_tokens: budget, labels, metrics: r.metrics,
+      ...(sim ? { similarity_metrics: sim.metrics, similarity_temperature: recpo!.tau } : {}),
+    };
 
     if (outputFile) await writeFileAtomic(resolve(outputFile), `${JSON.stringify(report, null, 2)}\n`);
     if (predictionsFile) {
       const lines = examples.map((ex, i) => {
         const p = r.predictions[i]!;
-        return JSON.stringify({ index: i, text: ex.text, gold: ex.label, gold_label: labels[ex.label], pred: p, pred_label: p === INVALID_PREDICTION ? null : labels[p], completion: r.completions[i]!.text ?? '', tokens: r.completions[i]!.tokens.length });
+        const sp = sim ? { similarity_pred: sim.predictions[i]!, similarity_pred_label: labels[sim.predictions[i]!], similarity_probs: Array.from(sim.probs[i]!) } : {};
+        return JSON.stringify({ index: i, text: ex.text, gold: ex.label, gold_label: labels[ex.label], pred: p, pred_label: p === INVALID_PREDICTION ? null : labels[p], ...sp, completion: r.completions[i]!.text ?? '', tokens: r.completions[i]!.tokens.length });
       });
       await writeFileAtomic(resolve(predictionsFile), lines.map((l) => `${l}\n`).join(''));
     }
     if (flags.json === true) out(JSON.stringify(report, null, 2));
     else {
       out([...describeModel(model), `data     ${dataShown} (${split}, ${n} of ${rows.numRows} examples)`, `time     ${seconds.toFixed(1)} s`, ''].join('\n'));
+      if (sim) {
+        out(`RecPO similarity decision (tau ${recpo!.tau}): hidden state at <answer> vs the label embeddings\n`);
+        out(formatEvalReport(sim.metrics, labels));
+        out('\nanswer parsing of the same completions:\n');
+      }
       out(formatEvalReport(r.metrics, labels));
       if (outputFile) out(`\nmetrics written to ${resolve(outputFile)}`);
       if (predictionsFile) out(`predictions written to ${resolve(predictionsFile)}`);

@@ -11,9 +11,11 @@
  */
 import type { GeneratedSample } from '../engine/index.js';
 import { packSequences, type CausalLM, type LoraAdapter } from '../model/index.js';
+import { ANSWER_OPEN } from '../prompt/answer.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 
-export const ANSWER_TAG = '<answer>';
+/** The literal every decision sequence ends with. */
+const ANSWER_TAG = ANSWER_OPEN;
 
 /** What the decision reads a completion at (see locateDecision). */
 export type DecisionSite =
