@@ -26,8 +26,7 @@
 #include "cuda_emu/emu.h"
 #define RREC_KERNEL
 #define RREC_DEV inline
-#define RREC_LAUNCH(k, grid, block, smem, stream, ...) \
-  ::rrec_emu::launch_fn(#k, (grid), (block), (smem), [=] { k(__VA_ARGS__); })
+#define RREC_LAUNCH(k, grid, block, smem, stream, ...) ::rrec_emu::launch_kernel(#k, (grid), (block), (smem), k, ##__VA_ARGS__)
 #define RREC_DYN_SMEM(T, name) T* name = reinterpret_cast<T*>(::rrec_emu::g_block->smem)
 #endif
 

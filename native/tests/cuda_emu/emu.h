@@ -73,6 +73,12 @@ void launch_fn(const char* name, dim3 grid, dim3 block, size_t smem, F fn) {
   launch(name, grid, block, smem, [](void* p) { (*static_cast<F*>(p))(); }, &fn);
 }
 
+// The launch macro's target: the arguments are evaluated once, at the launch, as <<<>>> does.
+template <typename K, typename... A>
+void launch_kernel(const char* name, dim3 grid, dim3 block, size_t smem, K kernel, A... args) {
+  launch_fn(name, grid, block, smem, [&] { kernel(args...); });
+}
+
 // Device memory: page-guarded host memory.
 void* device_alloc(size_t bytes);
 void device_free(void* p);
@@ -169,4 +175,6 @@ inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); r
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
-// math: the C library's float functions (expf, tanhf, ...) from <math.h>
+// math: the C library's float functions (expf, tanhf, ...) from <math.h>; min/max as CUDA has them
+using std::max;
+using std::min;
