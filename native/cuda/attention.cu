@@ -124,12 +124,27 @@ RREC_KERNEL void attnPaged(float* out, const float* q, const float* kc, const fl
   attendOne(out + (int64_t(m) * Hq + h) * D, nullptr, qs, keys, hk * D, lo, ps, D, scale, softcap, p, red);
 }
 
-// rowsum(dO o O) per (row, head): the backward's D_i, summed in the order dot() sums dP, so that
-// dP - D is exactly 0 where a query sees one key (P = 1), as on the CPU
-RREC_KERNEL void attnDelta(float* delta, const float* out, const float* dout, int rows, int D) {
-  const int r = blockIdx.x * blockDim.x + threadIdx.x;
-  if (r >= rows) return;
-  delta[r] = dot(dout + int64_t(r) * D, out + int64_t(r) * D, D);
+// D_i = rowsum(dO o O) = sum_j P_ij dP_ij per (row, head), recomputed from q, k, v and the lse (the
+// backward's arguments need not carry the forward's output); dP summed by the same dot() as in
+// the dq and dk/dv kernels, so dP - D is exactly 0 where a query sees one key (P = 1)
+RREC_KERNEL void attnDelta(float* delta, const float* q, const float* k, const float* v, const float* lse, const float* dout,
+                           const int32_t* offsets, int S, int Hq, int Hk, int D, int window, float scale, float softcap) {
+  __shared__ float qs[kMaxD], gs[kMaxD], red[32];
+  const int i = blockIdx.x, h = blockIdx.y, hk = h / (Hq / Hk);
+  const int start = seqStart(offsets, S, i), pos = i - start;
+  const int64_t qi = (int64_t(i) * Hq + h) * D;
+  for (int d = threadIdx.x; d < D; d += kAttnThreads) qs[d] = q[qi + d], gs[d] = dout[qi + d];
+  __syncthreads();
+  const float L = lse[int64_t(i) * Hq + h];
+  const int lo = window > 0 ? max(0, pos - window + 1) : 0, stride = Hk * D;
+  float acc = 0;
+  for (int j = lo + threadIdx.x; j <= pos; j += kAttnThreads) {
+    const int64_t kj = int64_t(start + j) * stride + hk * D;
+    const float P = expf(capScore(scale * dot(qs, k + kj, D), softcap) - L);
+    acc += P * dot(gs, v + kj, D);
+  }
+  acc = block_sum(acc, red);
+  if (threadIdx.x == 0) delta[int64_t(i) * Hq + h] = acc;
 }
 
 // dz of one score: P (dP - delta) times the soft-cap's derivative; *P out
@@ -288,14 +303,13 @@ void attention(Ctx& c, const rrec_attention_args& a, bool backward) {
     launched("attention");
     return;
   }
-  const float* out = ptr<float>(a.out, nq, "out");
   const float* dout = ptr<float>(a.dout, nq, "dout");
   float* dq = ptr<float>(a.dq, nq, "dq");
   float* dk = ptr<float>(a.dk, nk, "dk");
   float* dv = ptr<float>(a.dv, nk, "dv");
   const int rows = s.M * s.Hq;
   Temp delta(c, sizeof(float) * rows);
-  RREC_LAUNCH(attnDelta, (rows + 127) / 128, 128, 0, c.stream, delta.as<float>(), out, dout, rows, s.D);
+  RREC_LAUNCH(attnDelta, grid, kAttnThreads, 0, c.stream, delta.as<float>(), q, k, v, lse, dout, so, s.S, s.Hq, s.Hk, s.D, a.window, scale, cap);
   launched("attention_bwd delta");
   RREC_LAUNCH(attnBwdQ, grid, kAttnThreads, 0, c.stream, dq, q, k, v, lse, delta.as<float>(), dout, so, s.S, s.Hq, s.Hk, s.D, a.window, scale, cap);
   launched("attention_bwd dq");
