@@ -258,6 +258,14 @@ export interface NativeAddon {
   optionTables(): { sampling: NativeOptionEntry[]; forward: NativeOptionEntry[]; loraModules: { name: string; parent: string }[] };
   /** Opens a device off the JS thread and describes it; rejects naming the device and why it is unavailable. */
   describeDevice(device: Device): Promise<NativeDeviceInfo>;
+  /** N from a safetensors file's first 8 bytes, checked against the file size (the one validator: native/core/safetensors_header.cc). */
+  safetensorsHeaderLength(file: string, prefix: Uint8Array, fileSize: number): number;
+  /** A safetensors header validated against the file size; throws an Error with `problem` and `tensor`. */
+  parseSafetensorsHeader(
+    file: string,
+    json: Uint8Array,
+    fileSize: number,
+  ): { metadata: Record<string, string> | null; tensors: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] };
   /** The encoded bytes of one exported tensor (runs off the JS thread). */
   transformTensor(t: NativeTensorTransform): Promise<Uint8Array>;
   createEngine(

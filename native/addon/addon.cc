@@ -16,6 +16,7 @@ void InitModel(Napi::Env env, Napi::Object exports);
 void InitKernels(Napi::Env env, Napi::Object exports);  // test-only kernel exports (kernels_addon.cc)
 void InitEngine(Napi::Env env, Napi::Object exports);
 void InitExport(Napi::Env env, Napi::Object exports);  // weight export's tensor transforms (export_addon.cc)
+void InitSafetensors(Napi::Env env, Napi::Object exports);  // the safetensors header validator (safetensors_addon.cc)
 }
 
 namespace {
@@ -118,6 +119,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rrec::addon::InitKernels(env, exports);
   rrec::addon::InitEngine(env, exports);  // after InitModel: it sets the constructor table
   rrec::addon::InitExport(env, exports);
+  rrec::addon::InitSafetensors(env, exports);
   return exports;
 }
 

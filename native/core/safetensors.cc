@@ -17,6 +17,7 @@
 
 #include "rrec/errors.h"
 #include "rrec/json.h"
+#include "rrec/safetensors_header.h"
 
 namespace rrec {
 
@@ -80,78 +81,23 @@ std::string TensorView::shapeString() const {
 void SafetensorsSet::addFile(const std::string& path, const std::string& display) {
   auto file = std::make_unique<MappedFile>(path);
   const uint8_t* base = file->data();
-  size_t size = file->size();
-  if (size < 8) throw LoadError(display + ": too short for a safetensors file (" + std::to_string(size) + " bytes)");
-  uint64_t headerLen = 0;
-  for (int i = 7; i >= 0; i--) headerLen = (headerLen << 8) | base[i];
-  if (headerLen > size - 8)
-    throw LoadError(display + ": header length " + std::to_string(headerLen) + " runs past the end of the file (" +
-                    std::to_string(size) + " bytes): truncated or not a safetensors file");
-  Json header;
-  try {
-    header = Json::parse(reinterpret_cast<const char*>(base + 8), headerLen);
-  } catch (const JsonError& e) {
-    throw LoadError(display + ": header is not valid JSON: " + e.what());
-  }
-  if (!header.isObject()) throw LoadError(display + ": header is not a JSON object");
-  const uint8_t* dataStart = base + 8 + headerLen;
-  size_t dataSize = size - 8 - headerLen;
-
-  struct Range { size_t begin, end; std::string name; };
-  std::vector<Range> ranges;
-  for (const std::string& name : header.keys()) {
-    const Json& entry = *header.find(name);
-    if (name == "__metadata__") {
-      if (!entry.isObject()) throw LoadError(display + ": __metadata__ is not an object");
-      for (const std::string& k : entry.keys()) {
-        const Json& v = *entry.find(k);
-        if (v.isString()) metadata_[k] = v.string();
-      }
-      continue;
-    }
-    std::string where = display + ": tensor \"" + name + "\"";
-    if (!entry.isObject()) throw LoadError(where + ": entry is not an object");
-    const Json* dt = entry.find("dtype");
-    const Json* sh = entry.find("shape");
-    const Json* off = entry.find("data_offsets");
-    if (!dt || !dt->isString()) throw LoadError(where + ": missing or non-string \"dtype\"");
-    if (!sh || !sh->isArray()) throw LoadError(where + ": missing or non-array \"shape\"");
-    if (!off || !off->isArray() || off->array().size() != 2) throw LoadError(where + ": \"data_offsets\" must be [begin, end]");
+  const size_t size = file->size();
+  // the project's one header validator (safetensors_header.cc), shared with the TypeScript reader
+  const uint64_t n = safetensorsHeaderLength(display, base, size, size);
+  const SafetensorsHeader header = parseSafetensorsHeader(display, base + 8, n, size);
+  for (const auto& kv : header.metadata) metadata_[kv.first] = kv.second;
+  for (const SafetensorsEntry& e : header.tensors) {
     TensorView tv;
-    tv.name = name;
+    tv.name = e.name;
     tv.file = display;
-    if (!parseDType(dt->string(), &tv.dtype))
-      throw LoadError(where + ": dtype " + dt->string() + " is not supported (F32, BF16, F16, F64 are)");
-    uint64_t numel = 1;
-    for (const Json& d : sh->array()) {
-      if (!d.isInteger() || d.integer() < 0) throw LoadError(where + ": shape has a non-integer or negative dimension");
-      uint64_t dim = static_cast<uint64_t>(d.integer());
-      if (dim != 0 && numel > (uint64_t(1) << 62) / dim) throw LoadError(where + ": shape overflows");
-      numel *= dim;
-      tv.shape.push_back(d.integer());
-    }
-    const Json& b = off->array()[0];
-    const Json& e = off->array()[1];
-    if (!b.isInteger() || !e.isInteger() || b.integer() < 0 || e.integer() < b.integer())
-      throw LoadError(where + ": data_offsets are not increasing non-negative integers");
-    size_t begin = static_cast<size_t>(b.integer()), end = static_cast<size_t>(e.integer());
-    if (end > dataSize)
-      throw LoadError(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-                      "] run past the end of the data (" + std::to_string(dataSize) + " bytes): file truncated?");
-    uint64_t expect = numel * dtypeSize(tv.dtype);
-    if (end - begin != expect)
-      throw LoadError(where + ": holds " + std::to_string(end - begin) + " bytes but shape " + tv.shapeString() + " of " +
-                      dtypeName(tv.dtype) + " needs " + std::to_string(expect));
-    tv.data = dataStart + begin;
-    tv.nbytes = end - begin;
-    if (tensors_.count(name)) throw LoadError(where + ": appears in more than one file");
-    ranges.push_back({begin, end, name});
-    tensors_[name] = std::move(tv);
-  }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < ranges.size(); i++) {
-    if (ranges[i].begin < ranges[i - 1].end)
-      throw LoadError(display + ": tensors \"" + ranges[i - 1].name + "\" and \"" + ranges[i].name + "\" overlap");
+    // model weights and adapters are floats; the header validator accepts every dtype of the format
+    if (!parseDType(e.dtype, &tv.dtype) || (tv.dtype != DType::F32 && tv.dtype != DType::BF16 && tv.dtype != DType::F16 && tv.dtype != DType::F64))
+      throw SafetensorsError(display, "dtype " + e.dtype + " is not a float dtype (F32, F16, BF16, F64)", e.name, true);
+    tv.shape = e.shape;
+    tv.data = base + header.dataStart + e.begin;
+    tv.nbytes = e.end - e.begin;
+    if (tensors_.count(e.name)) throw SafetensorsError(display, "appears in more than one file", e.name, true);
+    tensors_[e.name] = std::move(tv);
   }
   files_.push_back(std::move(file));
 }

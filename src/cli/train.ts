@@ -4,7 +4,7 @@
  * `--resume_from_checkpoint`, `--vllm_gpu_memory_utilization=0.3`, `--early_stopping_patience=3`,
  * `--eval_on_test`, ...). Ctrl-C stops after the current step with a checkpoint.
  */
-import { configFromFlags, formatTrainConfigFields, trainFlagSpecs } from '../train/config.js';
+import { configFromFlags, formatTrainConfigFields, trainFlagSpecs } from '../train/train-flags.js';
 import { GrpoTrainer } from '../train/trainer.js';
 import { parseFlags } from './args.js';
 

@@ -10,14 +10,20 @@
  *   The offsets tile the data section exactly: sorted by b they start at 0, touch without gaps
  *   or overlaps, and the last one ends at the end of the file (the Rust crate's rule).
  *
+ * Headers are validated by the addon's parseSafetensorsHeader (native/core/safetensors_header.cc),
+ * the project's one validator: the native weight loader calls the same code, so a file is accepted
+ * or refused, with the same message, whichever side opens it. This file reads the bytes, decodes
+ * them and writes files.
+ *
  * The reader decodes the float dtypes F32, F16, BF16 and F64 to Float32Array (F64 rounded to the
  * nearest f32). Other dtypes are accepted in the header (their sizes are checked) but not decoded.
  * The writer stores F32 or BF16 (round to nearest, ties to even, as torch's `.to(torch.bfloat16)`).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic-fs.js';
+import { loadNative, type NativeAddon } from '../native.js';
 
-/** Bytes per element of every dtype the header may name (sub-byte and packed types excluded). */
+/** Bytes per element of every dtype the writer may name (the reader's table is the native validator's). */
 const DTYPE_BYTES: Readonly<Record<string, number>> = {
   BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1,
   I16: 2, U16: 2, F16: 2, BF16: 2,
@@ -28,9 +34,6 @@ const DTYPE_BYTES: Readonly<Record<string, number>> = {
 /** The dtypes decoded to floats. */
 export type SafetensorsFloatDtype = 'F32' | 'F16' | 'BF16' | 'F64';
 const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', 'F64']);
-
-/** The Rust crate refuses headers above 100 MB; so do we (a corrupt length must not allocate GBs). */
-const MAX_HEADER_BYTES = 100_000_000;
 
 export class SafetensorsError extends Error {
   readonly file: string;
@@ -68,77 +71,40 @@ export interface SafetensorsHeader {
   tensors: Map<string, SafetensorsTensorInfo>;
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** The addon's refusal: its message, with `problem` and (one tensor at fault) `tensor`. */
+function rethrowRefusal(file: string, e: unknown): never {
+  const err = e as Error & { problem?: unknown; tensor?: unknown };
+  if (typeof err?.problem === 'string')
+    throw new SafetensorsError(file, err.problem, typeof err.tensor === 'string' ? err.tensor : undefined, { cause: e });
+  throw e;
+}
+
+/** N, the JSON header's byte length, from the file's first 8 bytes, checked against the file size. */
+export function safetensorsHeaderLength(file: string, prefix: Uint8Array, fileSize: number): number {
+  try {
+    return loadNative().safetensorsHeaderLength(file, prefix, fileSize);
+  } catch (e) {
+    rethrowRefusal(file, e);
+  }
+}
 
 /**
  * Validates a header (the JSON text after the 8-byte length) against the file size and returns
  * the tensor table. Throws SafetensorsError naming the file and tensor.
  */
 export function parseSafetensorsHeader(file: string, headerJson: Uint8Array, fileSize: number): SafetensorsHeader {
-  const N = headerJson.length;
-  let text: string;
+  let parsed: ReturnType<NativeAddon['parseSafetensorsHeader']>;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(headerJson);
+    parsed = loadNative().parseSafetensorsHeader(file, headerJson, fileSize);
   } catch (e) {
-    throw new SafetensorsError(file, 'header is not valid UTF-8', undefined, { cause: e });
+    rethrowRefusal(file, e);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new SafetensorsError(file, `header is not valid JSON (${(e as Error).message})`, undefined, { cause: e });
-  }
-  if (!isPlainObject(json)) throw new SafetensorsError(file, 'header is not a JSON object');
-
-  let metadata: Record<string, string> | null = null;
   const tensors = new Map<string, SafetensorsTensorInfo>();
-  for (const [name, entry] of Object.entries(json)) {
-    if (name === '__metadata__') {
-      if (!isPlainObject(entry)) throw new SafetensorsError(file, '__metadata__ is not an object of strings');
-      for (const [k, v] of Object.entries(entry)) {
-        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} is ${JSON.stringify(v)}, not a string`);
-      }
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    if (!isPlainObject(entry)) throw new SafetensorsError(file, 'header entry is not an object', name);
-    const { dtype, shape, data_offsets: offsets } = entry;
-    if (typeof dtype !== 'string') throw new SafetensorsError(file, `dtype is ${JSON.stringify(dtype)}, not a string`, name);
-    const size = DTYPE_BYTES[dtype];
-    if (size === undefined) throw new SafetensorsError(file, `unsupported dtype ${dtype}`, name);
-    if (!Array.isArray(shape) || !shape.every(isCount))
-      throw new SafetensorsError(file, `shape ${JSON.stringify(shape)} is not a list of non-negative integers`, name);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0]! > offsets[1]!)
-      throw new SafetensorsError(file, `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`, name);
-    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-    const bytes = numel * size;
-    if (!Number.isSafeInteger(bytes)) throw new SafetensorsError(file, `shape [${shape.join(', ')}] is too large`, name);
-    const [begin, end] = offsets as [number, number];
-    if (end - begin !== bytes)
-      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} [${shape.join(', ')}] needs ${bytes}`, name);
-    tensors.set(name, { name, dtype, shape: [...(shape as number[])], dataOffsets: [begin, end] });
-  }
-
-  // The offsets must tile [0, dataBytes) exactly.
-  const dataBytes = fileSize - 8 - N;
-  const byOffset = [...tensors.values()].sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
-  let expected = 0;
-  let previous: string | undefined;
-  for (const t of byOffset) {
-    const [begin, end] = t.dataOffsets;
-    if (begin < expected)
-      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] overlap tensor "${previous}" (which ends at ${expected})`, t.name);
-    if (begin > expected)
-      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] leave a gap: the previous tensor ends at ${expected}`, t.name);
-    if (end > dataBytes)
-      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] run past the end of the data section (${dataBytes} bytes): the file is truncated`, t.name);
-    expected = end;
-    previous = t.name;
-  }
-  if (expected !== dataBytes)
-    throw new SafetensorsError(file, `the data section has ${dataBytes} bytes but the tensors cover ${expected}: trailing bytes after the last tensor`);
-  return { file, headerBytes: N, dataStart: 8 + N, metadata, tensors };
+  for (const t of parsed.tensors) tensors.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, dataOffsets: [t.begin, t.end] });
+  const N = headerJson.length;
+  return { file, headerBytes: N, dataStart: 8 + N, metadata: parsed.metadata, tensors };
 }
 
 // ─────────────────────────────── decoding ───────────────────────────────
@@ -205,13 +171,9 @@ export class SafetensorsFile {
     }
     try {
       const size = (await fh.stat()).size;
-      if (size < 8) throw new SafetensorsError(file, `truncated: the file has ${size} bytes, less than the 8-byte header length`);
-      const lenBuf = Buffer.alloc(8);
+      const lenBuf = Buffer.alloc(Math.min(8, size));
       await readExactly(fh, lenBuf, 0);
-      const n = lenBuf.readBigUInt64LE(0);
-      if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file?)`);
-      const N = Number(n);
-      if (8 + N > size) throw new SafetensorsError(file, `truncated: the header length is ${N} bytes but the file has only ${size - 8} after it`);
+      const N = safetensorsHeaderLength(file, lenBuf, size);
       const json = Buffer.alloc(N);
       await readExactly(fh, json, 8);
       return new SafetensorsFile(fh, parseSafetensorsHeader(file, json, size));

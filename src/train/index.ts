@@ -5,6 +5,7 @@
  */
 export {
   BUILTIN_MODEL,
+  CONFIG_GROUPS,
   LORA_TARGET_MODULES,
   REWARD_FUNC_NAMES,
   TINY_MODEL_SFT_EPOCHS,
@@ -12,22 +13,24 @@ export {
   TRAIN_CONFIG_FIELDS,
   TrainConfigError,
   closeFieldNames,
-  configFromFlags,
   defaultRunName,
-  formatTrainConfigFields,
   kvMemoryBudgetBytes,
   modelSlug,
   parseMemoryBudget,
   resolveTrainConfig,
   runDir,
-  trainFlagSpecs,
+  trainConfigJsonSchema,
+  type ConfigAlias,
+  type ConfigGroup,
   type ConfigIssue,
   type ResolveOptions,
   type RewardFuncName,
   type ScaleRewards,
   type TrainConfig,
   type TrainConfigField,
+  type TrainConfigInput,
 } from './config.js';
+export { configFromFlags, formatTrainConfigFields, trainFlagSpecs } from './train-flags.js';
 export {
   DEFAULT_PATHS_FILE,
   ModelPathError,

@@ -35,7 +35,7 @@ import { bestDir as bestDirOf, readBestModelInfo, removeBestModel, saveBestModel
 import { ensureBuiltinModel } from './builtin-model.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
-import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig } from './config.js';
+import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig, type TrainConfigInput } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset } from './dataset-source.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
@@ -98,7 +98,8 @@ const LOGGED_SAMPLES = 8;
 export class GrpoTrainer {
   readonly config: TrainConfig;
 
-  constructor(config: unknown = {}, opts: { now?: Date } = {}) {
+  /** `config`: any subset of the fields (see TrainConfigInput); a misspelt field name fails tsc, a bad value throws a TrainConfigError. */
+  constructor(config: TrainConfigInput = {}, opts: { now?: Date } = {}) {
     this.config = resolveTrainConfig(config, opts.now ? { now: opts.now } : {});
   }
 

@@ -6,16 +6,14 @@ import {
   TRAIN_CONFIG_FIELDS,
   TrainConfigError,
   closeFieldNames,
-  configFromFlags,
   defaultRunName,
-  formatTrainConfigFields,
   kvMemoryBudgetBytes,
   modelSlug,
   parseMemoryBudget,
   resolveTrainConfig,
-  trainFlagSpecs,
   type TrainConfig,
 } from '../../src/train/config.js';
+import { configFromFlags, formatTrainConfigFields, trainFlagSpecs } from '../../src/train/train-flags.js';
 import { rewardFromConfig } from '../../src/train/reward-registry.js';
 
 const NOW = new Date('2026-11-24T22:46:07Z');

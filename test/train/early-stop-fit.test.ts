@@ -24,7 +24,7 @@ beforeAll(async () => {
 const base = () => ({
   model, data_dir: sample, output_dir: join(root, 'runs'), seed: 2, sft_epochs: 0, max_steps: 40, eval_steps: 2, save_steps: 2,
   save_total_limit: 0, early_stopping_patience: 2, max_new_tokens: 12, train_batch_size: 2, group_size: 2, eval_batch_size: 40,
-  learning_rate: 1e-30, warmup_steps: 0, lr_scheduler_type: 'constant',
+  learning_rate: 1e-30, warmup_steps: 0, lr_scheduler_type: 'constant' as const,
 });
 const evalSteps = (runDir: string) => readFileSync(join(runDir, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; accuracy: number });
 

@@ -22,7 +22,7 @@ for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(l
 const base = {
   model: modelDir, data_dir: sample, output_dir: join(root, 'runs'), seed: 3, train_batch_size: 2, group_size: 2,
   max_new_tokens: 4, max_steps: 2, save_steps: 1, eval_steps: 0, eval_batch_size: 40, learning_rate: 1e-2, warmup_steps: 0,
-  lr_scheduler_type: 'constant', lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 1,
+  lr_scheduler_type: 'constant' as const, lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 1,
 };
 const quiet = { write: () => true, isTTY: false } as unknown as NodeJS.WritableStream;
 const deterministic = (line: string) =>
@@ -50,6 +50,7 @@ describe('GrpoTrainer.fit', () => {
   });
 
   it('refuses unknown config fields and resuming a run with no checkpoint', async () => {
+    // @ts-expect-error a misspelt field fails tsc too (TS2561, "did you mean to write 'learning_rate'?")
     expect(() => new GrpoTrainer({ ...base, learning_rat: 1 })).toThrow(/learning_rat/);
     await expect(new GrpoTrainer({ ...base, run_name: 'nothing-here', resume_from_checkpoint: true }).fit({ stream: quiet })).rejects.toThrow(/no checkpoint/);
   });
