@@ -44,7 +44,7 @@ step() {
   local t0=$(date +%s.%N)
   "$@" >"$log" 2>&1
   local rc=$?
-  local dt=$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo 0)
+  local dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
   local last=$(grep -v '^\s*$' "$log" | tail -n 1)
   if [ $rc -eq 0 ]; then passed=$((passed + 1)); echo "ok   $name ($dt s): $last"; else failed=$((failed + 1)); echo "FAIL $name ($dt s, exit $rc): $last"; grep -E "FAIL|error" "$log" | head -n 20; fi
   local out=$(tail -c 20000 "$log" | json_escape)
@@ -58,7 +58,7 @@ command -v nvcc >/dev/null && nvcc --version | tail -n 2
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 step "configure" cmake -S "$repo/native" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRREC_CUDA=ON -DRREC_BUILD_TESTS=ON -DRREC_BACKENDS_OUT=
-step "build" cmake --build "$build" -j "$jobs" --target test_backend_ops test_cuda_emu test_cuda_model bench_cuda rrec_cuda_emu
+step "build" cmake --build "$build" -j "$jobs" --target test_backend_ops test_cuda_emu test_cuda_model test_cuda_gemm bench_cuda rrec_cuda_emu
 if command -v nvcc >/dev/null; then
   step "build librrec_cuda.so" cmake --build "$build" -j "$jobs" --target rrec_cuda
   step "link hygiene" "$here/check-link.sh" "$build/librrec_cuda.so"
@@ -68,6 +68,7 @@ else
 fi
 step "emulator self-test" "$build/test_cuda_emu"
 step "every op on cuda-emu vs cpu" "$build/test_backend_ops" --backend cuda-emu
+step "mma GEMM edges on cuda-emu vs cpu" "$build/test_cuda_gemm" --backend cuda-emu
 step "tiny models on cuda-emu vs cpu" "$build/test_cuda_model" --device cuda-emu --dir "$logs/models-emu"
 step "bench on cuda-emu (tiny shapes)" "$build/bench_cuda" --device cuda-emu --tiny
 
@@ -76,6 +77,7 @@ if [ $cpu_only -eq 0 ]; then
   grep -E "backend cuda " "$logs/last.log"
   if ! grep -qE "backend cuda +available" "$logs/last.log"; then failed=$((failed + 1)); echo "FAIL the cuda backend is not available (reason above)"; fi
   step "every op on cuda vs cpu" "$build/test_backend_ops" --backend cuda --perf
+  step "mma GEMM edges on cuda vs cpu" "$build/test_cuda_gemm" --backend cuda
   step "tiny models on cuda vs cpu" "$build/test_cuda_model" --device cuda --dir "$logs/models-gpu"
   if step "bench on cuda (Qwen2.5 shapes)" "$build/bench_cuda" --device cuda; then
     bench_json=$(grep '^{' "$logs/last.log" | paste -sd, -)

@@ -99,9 +99,9 @@ struct Result {
   double seconds = 0;
 };
 
-Result run(const std::string& dir, const std::string& device, bool bf16Products) {
+Result run(const std::string& dir, const std::string& device, bool bf16Products, bool full = false) {
   auto be = openDevice(device);
-  auto model = Model<float>::load(dir, false, bf16Products, be);
+  auto model = Model<float>::load(dir, full, bf16Products, be);
   LoraConfig lc;
   lc.rank = 4;
   lc.dropout = 0.1;
@@ -131,17 +131,20 @@ Result run(const std::string& dir, const std::string& device, bool bf16Products)
   in.n = static_cast<int>(rows.size());
   ForwardOptions opt;
   opt.entropy = true;
-  opt.loraDropout = true;
+  opt.loraDropout = !full;
   const auto t0 = std::chrono::steady_clock::now();
-  auto pass = model->forward(in, &ad, opt);
+  auto pass = model->forward(in, full ? nullptr : &ad, opt);
   std::vector<double> dl(in.n);
   for (int i = 0; i < in.n; i++) dl[i] = std::cos(double(i));
-  ad.zeroGrad();
+  if (full)
+    for (Param& p : model->params()) be->zero(p.grad, p.numel * sizeof(float));
+  else
+    ad.zeroGrad();
   model->backward(*pass, dl.data(), in.n);
   Result r;
   r.logp = pass->logp();
   r.entropy = pass->entropy();
-  for (Param& p : ad.params()) {
+  for (Param& p : full ? model->params() : ad.params()) {
     std::vector<double> g(p.numel);
     be->download(g.data(), DType::F64, p.grad, p.numel);
     r.grads.push_back(g);
@@ -190,6 +193,20 @@ int main(int argc, char** argv) {
       std::printf("time %s forward+backward: cpu %.3f s, %s %.3f s\n", type, cpu.seconds, device.c_str(), dev.seconds);
     } catch (const std::exception& e) {
       std::printf("FAIL %s on %s: %s\n", type, device.c_str(), e.what());
+      failures++;
+    }
+    try {
+      // full fine-tuning: gradients of every weight (f32 master weights), f32 products
+      const Result cpu = run(dir, "cpu", false, true), dev = run(dir, device, false, true);
+      double gmax = 0, gerr = 0;
+      for (size_t i = 0; i < cpu.grads.size(); i++) {
+        for (double x : cpu.grads[i]) gmax = std::max(gmax, std::fabs(x));
+        gerr = std::max(gerr, maxDiff(dev.grads[i], cpu.grads[i]));
+      }
+      check(std::string(type) + " on " + device + " full fine-tune: log-probs", maxDiff(dev.logp, cpu.logp), 2e-4);
+      check(std::string(type) + " on " + device + " full fine-tune: every weight's gradient", gmax > 0 ? gerr / gmax : 1, 2e-3);
+    } catch (const std::exception& e) {
+      std::printf("FAIL %s on %s (full fine-tune): %s\n", type, device.c_str(), e.what());
       failures++;
     }
   }
