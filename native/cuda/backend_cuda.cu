@@ -271,6 +271,7 @@ bool implemented(int32_t op) {
     case RREC_OP_LM_HEAD_LOGPROBS:
     case RREC_OP_LM_HEAD_BWD:
     case RREC_OP_LOGITS:
+    case RREC_OP_SAMPLE:
 #endif
       return true;
     default: return false;
@@ -327,6 +328,7 @@ int32_t run(void* ctx, int32_t op, const void* args, rrec_status* st) {
       case RREC_OP_LM_HEAD_LOGPROBS: lmHead(c, as<rrec_lm_head_args>(args), false); break;
       case RREC_OP_LM_HEAD_BWD: lmHead(c, as<rrec_lm_head_args>(args), true); break;
       case RREC_OP_LOGITS: logits(c, as<rrec_logits_args>(args)); break;
+      case RREC_OP_SAMPLE: sample(c, as<rrec_sample_args>(args)); break;
 #endif
       default: throw OpError(RREC_ERR_UNSUPPORTED, "not implemented by this backend");
     }

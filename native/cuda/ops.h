@@ -35,5 +35,7 @@ void kvWriteOp(Ctx& c, const rrec_kv_write_args& a);
 // lm_head.cu
 void lmHead(Ctx& c, const rrec_lm_head_args& a, bool backward);
 void logits(Ctx& c, const rrec_logits_args& a);
+// sampler.cu
+void sample(Ctx& c, const rrec_sample_args& a);
 
 }  // namespace rrec::cuda

@@ -172,6 +172,7 @@ inline int atomicMax(int* p, int v) {
 
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+inline long long __double_as_longlong(double d) { long long u; std::memcpy(&u, &d, 8); return u; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
