@@ -61,7 +61,15 @@ int32_t guarded(rrec_status* st, const std::string& what, Fn fn) {
   }
 }
 
-Ctx& ctxOf(void* p) { return *static_cast<Ctx*>(p); }
+// The context of a table call, with its device made current on the calling thread (the addon
+// calls from its compute threads; the runtime's current device is per thread).
+Ctx& ctxOf(void* p) {
+  Ctx& c = *static_cast<Ctx*>(p);
+#if defined(__CUDACC__)
+  check(cudaSetDevice(c.device), "cudaSetDevice");
+#endif
+  return c;
+}
 
 #if defined(__CUDACC__)
 // Devices this build can run on (compute capability 8.0 or newer); *why when none.
@@ -148,7 +156,7 @@ int32_t alloc(void* ctx, uint64_t bytes, uint32_t, rrec_buffer** out, rrec_statu
 void freeBuffer(void* ctx, rrec_buffer* handle) {
   Buffer* b = reinterpret_cast<Buffer*>(handle);
   if (!b) return;
-  ctxOf(ctx).pool.put(b->ptr, b->bytes);
+  static_cast<Ctx*>(ctx)->pool.put(b->ptr, b->bytes);  // no device call: the block is only cached
   delete b;
 }
 
