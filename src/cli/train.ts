@@ -1,22 +1,58 @@
 /**
- * `rrec-emotion train [flags]`: GRPO training (GrpoTrainer.fit) with the reference project's flags.
- * Every field of TrainConfig is a flag of the same name (`--num_train_epochs=3`, `--model=qwen`,
- * `--resume_from_checkpoint`, `--vllm_gpu_memory_utilization=0.3`, `--early_stopping_patience=3`,
- * `--eval_on_test`, ...). Ctrl-C stops after the current step with a checkpoint.
+ * `rrec-emotion train [--config FILE] [flags]`: GRPO training (GrpoTrainer.fit). Every field of the
+ * train config is a flag of the same name (`--num_train_epochs=3`, `--model=qwen`, ...), TRL's
+ * names included (`--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`,
+ * `--warmup_ratio`, `--eval_strategy`, ...); `--config run.yaml|run.json` reads them from a file
+ * and the flags override it. Ctrl-C stops after the current step with a checkpoint.
  */
-import { configFromFlags, formatTrainConfigFields, trainFlagSpecs } from '../train/train-flags.js';
+import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
+import { configValuesFromFlags, formatTrainHelp, trainFlagSpecs } from '../train/train-flags.js';
 import { GrpoTrainer } from '../train/trainer.js';
-import { parseFlags } from './args.js';
+import { CliUsageError, parseFlags, type FlagSpecs, type ParsedFlags } from './args.js';
+import { mergeConfig, readConfigFile } from './config-file.js';
+import { packageVersion } from './version.js';
+
+const EXTRA_FLAGS = {
+  config: { type: 'string', metavar: 'FILE', help: 'a .yaml/.yml or .json file of these fields (flags override it)' },
+  version: { type: 'boolean', help: 'print the version' },
+} as const satisfies FlagSpecs;
+
+export function trainHelp(): string {
+  return formatTrainHelp('rrec-emotion train [--config FILE] [--flag=value ...]', 'GRPO training (SFT warm start, evaluation, checkpoints, resume, early stopping).', {
+    '--config=FILE': EXTRA_FLAGS.config.help,
+    '--version': EXTRA_FLAGS.version.help,
+    '--help': 'show this help',
+  });
+}
+
+/** The config of parsed train flags: the --config file's fields under the flags. */
+export async function trainConfigFromFlags(flags: ParsedFlags): Promise<TrainConfig> {
+  const { config: configFile, version: _, help: __, ...fieldFlags } = flags;
+  const fileFields = typeof configFile === 'string' ? await readConfigFile(configFile) : {};
+  return resolveTrainConfig(mergeConfig(fileFields, configValuesFromFlags(fieldFlags)), {
+    source: typeof configFile === 'string' ? `${configFile} and the command line` : 'command line',
+  });
+}
+
+/** The config `rrec-emotion train ARGV` would run with (no training). */
+export async function trainConfigFromArgv(argv: readonly string[]): Promise<TrainConfig> {
+  const { flags, positional } = parseFlags(argv, { ...trainFlagSpecs(), ...EXTRA_FLAGS });
+  if (positional.length > 0) throw new CliUsageError(`unexpected argument "${positional[0]}" (flags look like --name=value)`);
+  return trainConfigFromFlags(flags);
+}
 
 export async function runTrain(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log('Usage: rrec-emotion train [--flag=value ...]\n\nGRPO training; every flag with its default:\n\n' + formatTrainConfigFields());
+    console.log(trainHelp());
     return 0;
   }
-  const { flags, positional } = parseFlags(argv, trainFlagSpecs());
-  if (positional.length > 0) throw new Error(`unexpected argument "${positional[0]}" (flags look like --name=value)`);
-  const config = configFromFlags(flags);
-  const trainer = new GrpoTrainer(config);
+  const { flags, positional } = parseFlags(argv, { ...trainFlagSpecs(), ...EXTRA_FLAGS });
+  if (flags.version === true) {
+    console.log(packageVersion());
+    return 0;
+  }
+  if (positional.length > 0) throw new CliUsageError(`unexpected argument "${positional[0]}" (flags look like --name=value)`);
+  const trainer = new GrpoTrainer(await trainConfigFromFlags(flags));
   const abort = new AbortController();
   const onSigint = () => {
     console.error('\nstopping after this step (a checkpoint will be saved); press Ctrl-C again to quit now');

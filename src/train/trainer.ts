@@ -40,7 +40,7 @@ import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset } from './dataset-source.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
 import { grpoStep } from './grpo-step.js';
-import { MetricsLog, ProgressReporter, type StepRecord } from './metrics-log.js';
+import { MetricsLog, ProgressReporter, formatMetricValue, type StepRecord } from './metrics-log.js';
 import { loadModelPaths, resolveModelPath } from './paths.js';
 import { rewardFromConfig } from './reward-registry.js';
 import { grpoStepConfigFrom } from './step-config.js';
@@ -133,6 +133,15 @@ export class GrpoTrainer {
     const train = render(dataset.split('train'));
     const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid')) : [];
     const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
+    if (cfg.max_prompt_length !== null) {
+      for (const [name, rows] of [['train', train], ['valid', valid], ['test', test]] as const) {
+        const long = rows.findIndex((ex) => ex.promptIds.length > cfg.max_prompt_length!);
+        if (long >= 0) {
+          const n = rows.filter((ex) => ex.promptIds.length > cfg.max_prompt_length!).length;
+          throw new Error(`max_prompt_length ${cfg.max_prompt_length}: the ${name} split of ${dataset.dir} has ${n} longer prompt(s), the first at row ${long} (${rows[long]!.promptIds.length} tokens); raise max_prompt_length or shorten those texts`);
+        }
+      }
+    }
 
     // ---- model, adapter, optimizer (or their checkpointed state), engine
     const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
@@ -145,6 +154,8 @@ export class GrpoTrainer {
     let step = 0;
     let lastCheckpoint: string | null = null;
     const stopper = new EarlyStopping(cfg.early_stopping_patience);
+    const bestMetric = cfg.metric_for_best_model;
+    const bestMetricName = bestMetric === 'macro_f1' ? 'macro-F1' : 'accuracy';
     if (cfg.resume_from_checkpoint !== false) {
       const ckpt = cfg.resume_from_checkpoint === true ? (await latestCheckpoint(runDir))?.dir : resolve(cfg.resume_from_checkpoint);
       if (!ckpt) throw new Error(`resume_from_checkpoint: ${runDir} has no checkpoint-<step> folder to resume from`);
@@ -185,12 +196,12 @@ export class GrpoTrainer {
       // an eval.jsonl line (report/run-data.ts EvalLogRecord) also carries the confusion matrix and sample completions
       const record: EvalLogRecord = { step, epoch, split: 'valid', accuracy: m.accuracy, macro_f1: m.macro_f1, invalid_rate: m.invalid_rate, mean_output_length: m.mean_output_length, per_class: m.per_class, confusion: m.confusion, samples };
       await evalLog.append(record as unknown as StepRecord);
-      const o = stopper.observe(step, m.accuracy);
+      const o = stopper.observe(step, m[bestMetric]); // (the tracker calls its value "accuracy", whichever metric it is)
       if (o.improved) {
         const dir = await saveBestModel(runDir, { lm, adapter }, { step, metrics: m });
-        say(`best valid accuracy so far (${m.accuracy.toFixed(4)} at step ${step}): saved to ${dir}`);
+        say(`best valid ${bestMetricName} so far (${m[bestMetric].toFixed(4)} at step ${step}): saved to ${dir}`);
       } else if (cfg.early_stopping_patience > 0) {
-        say(`no improvement on the best valid accuracy (${stopper.best!.accuracy.toFixed(4)} at step ${stopper.best!.step}) for ${stopper.evalsWithoutImprovement} of ${cfg.early_stopping_patience} evaluation(s)`);
+        say(`no improvement on the best valid ${bestMetricName} (${stopper.best!.accuracy.toFixed(4)} at step ${stopper.best!.step}) for ${stopper.evalsWithoutImprovement} of ${cfg.early_stopping_patience} evaluation(s)`);
       }
       await updateReport({ force: true });
       return { ...o, metrics: m };
@@ -219,7 +230,14 @@ export class GrpoTrainer {
 
     // ---- GRPO
     const totalSteps = totalTrainingSteps({ numExamples: train.length, batchSize: cfg.train_batch_size, epochs: cfg.num_train_epochs, maxSteps: cfg.max_steps });
-    const lrAt = createLrSchedule({ type: cfg.lr_scheduler_type, baseLr: cfg.learning_rate, warmupSteps: cfg.warmup_steps, totalSteps });
+    const warmupSteps = cfg.warmup_ratio !== null ? Math.ceil(cfg.warmup_ratio * totalSteps) : cfg.warmup_steps;
+    if (warmupSteps > totalSteps) {
+      say(`warning: warmup_steps ${warmupSteps} exceeds the run's ${totalSteps} steps: the learning rate rises the whole run and never reaches learning_rate ${cfg.learning_rate}; set --warmup_steps or --warmup_ratio`);
+    }
+    const lrAt = createLrSchedule({ type: cfg.lr_scheduler_type, baseLr: cfg.learning_rate, warmupSteps, totalSteps });
+    // HF's strategies: when valid is evaluated and checkpoints are saved (0: only at the end)
+    const evalEvery = { steps: cfg.eval_steps, epoch: order.batchesPerEpoch, no: 0 }[cfg.eval_strategy];
+    const saveEvery = { steps: cfg.save_steps, epoch: order.batchesPerEpoch, best: 0, no: 0 }[cfg.save_strategy];
     const stepCfg = grpoStepConfigFrom(cfg);
     const reward = (ex: Example, s: { text?: string }) => {
       const r = combined({ label: ex.label, labels }, s.text ?? '');
@@ -249,15 +267,19 @@ export class GrpoTrainer {
       await log.append(record);
       progress.update(record);
       opts.onStep?.(record);
+      if (cfg.log_completions && step % Math.max(1, cfg.logging_steps) === 0) {
+        const text = (r.completions[0]?.[0]?.text ?? '').replace(/\s+/g, ' ').trim();
+        say(`completion (step ${step}, gold ${labels[examples[0]!.label]}, reward ${formatMetricValue(r.rewards[0])}): ${text.length > 240 ? `${text.slice(0, 239)}…` : text}`);
+      }
       if (step % Math.max(1, cfg.logging_steps) === 0) await updateReport();
       if (step === totalSteps) break; // the final evaluation and checkpoint follow the loop
       // Evaluate before saving, so that the checkpoint's early-stopping state includes this step.
-      if (cfg.eval_steps > 0 && step % cfg.eval_steps === 0 && (await evalValid(`step-${step}`, epoch))?.stop) {
+      if (evalEvery > 0 && step % evalEvery === 0 && (await evalValid(`step-${step}`, epoch))?.stop) {
         stopReason = 'early_stopping';
-        say(`early stopping at step ${step}: ${cfg.early_stopping_patience} evaluation(s) without a higher valid accuracy than ${stopper.best!.accuracy.toFixed(4)} (step ${stopper.best!.step})`);
+        say(`early stopping at step ${step}: ${cfg.early_stopping_patience} evaluation(s) without a higher valid ${bestMetricName} than ${stopper.best!.accuracy.toFixed(4)} (step ${stopper.best!.step})`);
         break;
       }
-      if (cfg.save_steps > 0 && step % cfg.save_steps === 0) await save();
+      if (saveEvery > 0 && step % saveEvery === 0) await save();
     }
     progress.finish();
     progress = null;
@@ -278,6 +300,13 @@ export class GrpoTrainer {
     const bestInfo = best ? await readBestModelInfo(runDir) : null;
     const bestDir = best && bestInfo?.step === best.step ? bestDirOf(runDir) : null;
     if (best && !bestDir) say(`warning: ${bestDirOf(runDir)} does not hold the best model of this run (step ${best.step}); its best.json says step ${bestInfo?.step ?? 'none'}`);
+    let loadedBest = false;
+    if (cfg.load_best_model_at_end && best && bestDir && bestInfo && best.step !== step) {
+      adapter = await applyWeights(lm, await locateWeights(bestDir));
+      loadedBest = true;
+      evalAfter = bestInfo.metrics;
+      say(`load_best_model_at_end: the model of step ${best.step} (best valid ${bestMetricName} ${best.accuracy.toFixed(4)}) replaces the final one`);
+    }
 
     // ---- test split: the best model when one was kept, else the final one
     let testMetrics: EvalMetrics | null = null;
@@ -286,10 +315,10 @@ export class GrpoTrainer {
       let testAdapter = adapter;
       testStep = step;
       if (best && bestDir && best.step !== step) {
-        testAdapter = await applyWeights(lm, await locateWeights(bestDir));
+        if (!loadedBest) testAdapter = await applyWeights(lm, await locateWeights(bestDir));
         testStep = best.step;
       }
-      say(`test split: the model of step ${testStep}${testStep === best?.step ? ' (best by valid accuracy)' : ''}`);
+      say(`test split: the model of step ${testStep}${testStep === best?.step ? ` (best by valid ${bestMetricName})` : ''}`);
       testMetrics = await evalSplit(test, 'test', testAdapter);
     }
     lm.free();
@@ -297,7 +326,7 @@ export class GrpoTrainer {
     say(`run folder: ${runDir}`);
     return {
       runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,
-      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep,
+      bestStep: best?.step ?? null, bestValidAccuracy: best ? (bestInfo?.step === best.step ? bestInfo.metrics.accuracy : best.accuracy) : null, bestDir, testMetrics, testStep,
     };
   }
 }
