@@ -37,7 +37,9 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
 import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig, type TrainConfigInput } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
-import { defaultDataDir, openDataset } from './dataset-source.js';
+import { defaultDataDir, openDataset, packageRoot } from './dataset-source.js';
+import { runBanner } from './run-banner.js';
+import { loadNative } from '../native.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
 import { grpoStep } from './grpo-step.js';
 import { MetricsLog, ProgressReporter, formatMetricValue, type StepRecord } from './metrics-log.js';
@@ -119,7 +121,8 @@ export class GrpoTrainer {
     const tokenizer = await loadTokenizer(modelDir);
 
     // ---- data: an Arrow folder, or CSV splits preprocessed into the run folder
-    const { dataset, arrowDir } = await openDataset(cfg.data_dir ?? defaultDataDir(), { datasetName: cfg.dataset_name, labels: cfg.labels, preprocessInto: join(runDir, 'data') });
+    const dataDir = cfg.data_dir ?? defaultDataDir();
+    const { dataset, arrowDir } = await openDataset(dataDir, { datasetName: cfg.dataset_name, labels: cfg.labels, preprocessInto: join(runDir, 'data') });
     if (cfg.eval_on_test && !dataset.splitNames.includes('test'))
       throw new Error(`eval_on_test: the dataset at ${dataset.dir} has no test split (splits: ${dataset.splitNames.join(', ')})`);
     const labels = cfg.labels ?? [...dataset.labelNames];
@@ -142,6 +145,14 @@ export class GrpoTrainer {
         }
       }
     }
+
+    const device = await loadNative().describeDevice(cfg.device);
+    for (const line of runBanner({
+      model: cfg.model, modelDir: resolve(modelDir), builtin: cfg.model === BUILTIN_MODEL,
+      tokenizer: { vocabSize: tokenizer.vocabSize, eos: tokenizer.idToToken(tokenizer.eosTokenId), chatTemplate: tokenizer.chatTemplate !== null },
+      dataDir: resolve(dataDir), configuredDataDir: cfg.data_dir, sampleDir: join(packageRoot(), 'data', 'sample'),
+      splits: Object.fromEntries(dataset.splitNames.map((n) => [n, dataset.split(n).numRows])), device, runDir,
+    })) say(line);
 
     // ---- model, adapter, optimizer (or their checkpointed state), engine
     const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
@@ -175,7 +186,12 @@ export class GrpoTrainer {
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
-      const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
+      // progress over the prompts, a line about every quarter in plain mode
+      const batches = Math.ceil(examples.length / cfg.eval_batch_size);
+      const bar = new ProgressReporter({ totalSteps: examples.length, loggingSteps: cfg.eval_batch_size * Math.max(1, Math.ceil(batches / 4)), stream: out as never, label: `eval ${label}`, unit: 'prompt', keys: [] });
+      bar.start(0);
+      const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], onProgress: (done) => bar.update({ step: done }) });
+      bar.finish();
       const m = r.metrics;
       say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
       await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
@@ -220,11 +236,15 @@ export class GrpoTrainer {
       });
       const sftOrder = new DataOrder({ numExamples: examples.length, batchSize: cfg.sft_batch_size, seed: cfg.seed + 1 });
       const sftSteps = cfg.sft_epochs * sftOrder.batchesPerEpoch;
+      progress = new ProgressReporter({ totalSteps: sftSteps, loggingSteps: cfg.logging_steps, stream: out as never, label: 'sft', keys: ['loss'] });
+      progress.start(0);
       for (let s = 0; s < sftSteps; s++) {
         const b = sftOrder.next();
         const r = await sftStep(lm, Array.from(b.indices, (i) => examples[i]!), { adapter, optimizer: sftOpt, lr: cfg.sft_learning_rate, maxGradNorm: cfg.max_grad_norm, dropoutSeed: s, recomputeActivations: cfg.gradient_checkpointing });
-        if ((s + 1) % Math.max(1, cfg.logging_steps) === 0 || s + 1 === sftSteps) say(`sft ${s + 1}/${sftSteps}: loss ${r.loss.toFixed(4)}`);
+        progress.update({ step: s + 1, epoch: (s + 1) / sftOrder.batchesPerEpoch, loss: r.loss });
       }
+      progress.finish();
+      progress = null;
     }
     const evalBefore = cfg.eval_on_start && step === 0 ? ((await evalValid('start', 0))?.metrics ?? null) : null;
 

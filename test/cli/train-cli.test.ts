@@ -125,7 +125,7 @@ describe('train flags', () => {
 });
 
 describe("the issue's TRL-style command line, end to end on the tiny model", () => {
-  it('trains with 16 completions per step, warm-up from warmup_ratio, TRL logging; warns when warm-up outlasts the run', async () => {
+  it('trains with 16 completions per step, warm-up from warmup_ratio, TRL logging, the banner and progress with ETA; warns when warm-up outlasts the run', async () => {
     const argv = [
       '--model=tiny', `--output_dir=${join(tmp, 'runs')}`, `--data_dir=${sample}`, '--run_name=trl', '--sft_epochs=0',
       '--per_device_train_batch_size=8', '--num_generations=4', '--gradient_accumulation_steps=2', '--bf16', '--report_to=none',
@@ -145,13 +145,24 @@ describe("the issue's TRL-style command line, end to end on the tiny model", () 
     expect(out).toMatch(/completion \(step 1, gold \w+, reward [-\d.e]+\): /);
     expect(out).toMatch(/completion \(step 2, gold \w+, reward [-\d.e]+\): /);
     expect(out).not.toContain('warning: warmup_steps');
+    // the start banner: resolved model folder, data folder and split sizes (the sample: 120/40/40), device
+    expect(out).toMatch(new RegExp(`^model {6}${join(tmp, 'runs', 'builtin-tiny-qwen2')} \\(the built-in tiny model, random weights\\)$`, 'm'));
+    expect(out).toMatch(new RegExp(`^data {7}${sample}: train 120, valid 40, test 40$`, 'm'));
+    expect(out).toMatch(/^device {5}cpu \(/m);
+    // evaluation progress with its ETA, then the result
+    expect(out).toMatch(/^eval end 40\/40 100% eta 0s [\d.]+ s\/prompt\neval \(end\): accuracy/m);
     // save_strategy no: only the final checkpoint
     expect(out).toMatch(/last checkpoint: .*checkpoint-2/);
 
-    const warm = await captured(() => runTrain([...argv.filter((a) => !a.startsWith('--warmup_ratio') && !a.startsWith('--run_name')), '--warmup_steps=5', '--run_name=warm']));
+    // with an SFT warm start of 2 steps (120 examples / 60): its progress lines with the ETA
+    const warm = await captured(() =>
+      runTrain([...argv.filter((a) => !/^--(warmup_ratio|run_name|sft_epochs)=/.test(a)), '--warmup_steps=5', '--run_name=warm', '--sft_epochs=1', '--sft_batch_size=60']),
+    );
     expect(warm.result).toBe(0);
+    expect(warm.out).toMatch(/^sft 1\/2 50% eta [\dms]+ loss=[\d.e+-]+ epoch 0\.50 [\d.]+ s\/step$/m);
+    expect(warm.out).toMatch(/^sft 2\/2 100% eta 0s loss=[\d.e+-]+ epoch 1\.00 [\d.]+ s\/step$/m);
     expect(warm.out).toContain("warning: warmup_steps 5 exceeds the run's 2 steps: the learning rate rises the whole run and never reaches learning_rate 0.0001");
-  });
+   }, 600_000);
 
   it('max_prompt_length shorter than a prompt is an error naming the split and row', async () => {
     await expect(runTrain(['--model=tiny', `--output_dir=${join(tmp, 'runs')}`, `--data_dir=${sample}`, '--run_name=short', '--sft_epochs=0', '--max_prompt_length=8', '--max_steps=1'])).rejects.toThrow(
