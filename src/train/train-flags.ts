@@ -111,7 +111,7 @@ export function formatTrainHelp(usage: string, description: string, extra: Reado
     const first = head.length < indent ? [`${head.padEnd(indent)}${text[0]}`] : [head, `${' '.repeat(indent)}${text[0]}`];
     return [...first, ...text.slice(1).map((t) => `${' '.repeat(indent)}${t}`)];
   };
-  const lines = [`Usage: ${usage}`, '', description, '', "Defaults that differ from TRL's:", ...TRL_DEFAULT_DIFFERENCES.map((d) => `  ${d}`), ''];
+  const lines = [`Usage: ${usage}`, '', ...wrapText(description, columns - 1), '', "Defaults that differ from TRL's:", ...TRL_DEFAULT_DIFFERENCES.map((d) => `  ${d}`), ''];
   lines.push('General:');
   for (const [names, help] of Object.entries(extra)) lines.push(...entry(names, help));
   for (const [group, title] of Object.entries(CONFIG_GROUPS)) {

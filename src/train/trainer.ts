@@ -23,7 +23,8 @@ import { freemem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
-import { evaluate, type EvalExample } from '../eval/run.js';
+import { evaluate, limitPrompts, type EvalExample, type EvaluateResult } from '../eval/run.js';
+import { boundTextForPrompt, checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { reportUpdater } from '../report/index.js';
@@ -34,14 +35,16 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { bestDir as bestDirOf, readBestModelInfo, removeBestModel, saveBestModel } from './best-model.js';
 import { ensureBuiltinModel } from './builtin-model.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
+import { cleanStaleTemps, latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
+import { acquireRunLock } from './run-lock.js';
+import { ensureWritableDir } from './writable-dir.js';
 import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig, type TrainConfigInput } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset, packageRoot } from './dataset-source.js';
 import { runBanner } from './run-banner.js';
 import { loadNative } from '../native.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
-import { grpoStep } from './grpo-step.js';
+import { grpoStep, type GrpoStepResult } from './grpo-step.js';
 import { MetricsLog, ProgressReporter, formatMetricValue, type StepRecord } from './metrics-log.js';
 import { loadModelPaths, resolveModelPath } from './paths.js';
 import { rewardFromConfig } from './reward-registry.js';
@@ -86,12 +89,45 @@ export interface FitResult {
   testMetrics: EvalMetrics | null;
   /** The step of the model evaluated on test: bestStep, or the final step when no best was kept. */
   testStep: number | null;
+  /** With max_prompt_length: the training prompts cut and skipped (row indices); null otherwise. */
+  trainPrompts: { truncated: number; skipped: number[] } | null;
 }
 
-interface Example extends EvalExample {
+/** A rendered example: its text, chat-templated prompt ids and gold label index. */
+export interface TrainExample extends EvalExample {
   text: string;
   promptIds: Int32Array;
   label: number;
+}
+type Example = TrainExample;
+
+/** What a trainer other than GRPO (src/recpo) is given to build its step from. */
+export interface AlgorithmContext {
+  cfg: TrainConfig;
+  lm: CausalLM;
+  engine: Engine;
+  tokenizer: Tokenizer;
+  labels: readonly string[];
+  runDir: string;
+  /** The checkpoint this run resumed from, or null for a fresh run. */
+  resumedFrom: string | null;
+  /** The live adapter (null for a full fine-tune) and optimizer. */
+  adapter: LoraAdapter | null;
+  optimizer: AdamW;
+  say: (line: string) => void;
+}
+
+/**
+ * The parts of fit() a trainer may replace; absent ones are GRPO's. fit() calls start() after
+ * the warm start, step() for every optimizer step, evalMetrics() after each evaluation's greedy
+ * completions (its accuracy is what best-model tracking and early stopping compare), and
+ * saveExtras() inside every checkpoint's temporary folder before it is committed.
+ */
+export interface TrainingAlgorithm {
+  start?(step: number): Promise<void>;
+  step?(examples: readonly TrainExample[], lr: number, step: number): Promise<{ metrics: Record<string, number> }>;
+  evalMetrics?(examples: readonly TrainExample[], result: EvaluateResult, adapter: LoraAdapter | null, split: string): Promise<EvalMetrics>;
+  saveExtras?(tmpDir: string): Promise<void>;
 }
 
 /** Completions of the first examples of every valid evaluation logged to eval.jsonl (for report.html). */
@@ -105,11 +141,43 @@ export class GrpoTrainer {
     this.config = resolveTrainConfig(config, opts.now ? { now: opts.now } : {});
   }
 
+  /** GRPO's parts are fit()'s own; RecpoTrainer (src/recpo) returns its own. */
+  protected async createAlgorithm(_ctx: AlgorithmContext): Promise<TrainingAlgorithm> {
+    return {};
+  }
+
   async fit(opts: FitOptions = {}): Promise<FitResult> {
     const cfg = this.config;
     const runDir = resolve(runDirOf(cfg));
-    await mkdir(runDir, { recursive: true });
     const out = opts.stream ?? process.stdout;
+    const say = (s: string) => void out.write(s + '\n');
+    // A read-only or foreign output folder is named now, not after minutes of loading.
+    await ensureWritableDir(cfg.output_dir, '--output_dir');
+    await mkdir(runDir, { recursive: true });
+    // One trainer per run folder; then tidy what a killed one left (a half-written checkpoint's temp folder).
+    const lock = await acquireRunLock(runDir);
+    try {
+      const tidied = await cleanStaleTemps(runDir);
+      if (tidied.removed.length > 0) say(`removed ${tidied.removed.length} temporary folder(s) left by an interrupted write: ${tidied.removed.join(', ')}`);
+      if (tidied.restored.length > 0) say(`restored ${tidied.restored.join(', ')} (a replacement was interrupted between its two renames)`);
+      return await this.fitLocked(runDir, out, opts);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** fit() once the run folder is locked and tidied; whatever ends it, open logs are closed and the model freed. */
+  private async fitLocked(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions): Promise<FitResult> {
+    const closers: (() => unknown)[] = [];
+    try {
+      return await this.fitRun(runDir, out, opts, (f) => closers.push(f));
+    } finally {
+      for (const c of closers.reverse()) await Promise.resolve().then(c).catch(() => undefined);
+    }
+  }
+
+  private async fitRun(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions, onExit: (f: () => unknown) => void): Promise<FitResult> {
+    const cfg = this.config;
     let progress: ProgressReporter | null = null;
     const say = (s: string) => (progress ? progress.message(s) : out.write(s + '\n'));
 
@@ -128,23 +196,35 @@ export class GrpoTrainer {
     const labels = cfg.labels ?? [...dataset.labelNames];
     await writeRunInfo(runDir, { config: cfg, model_dir: resolve(modelDir), data_dir: arrowDir ?? dataset.dir, labels });
     const prompter = new Prompter(tokenizer, { labels, ...(cfg.system_prompt ? { systemPrompt: cfg.system_prompt } : {}) });
-    const render = (split: LoadedSplit): Example[] =>
+    // ---- model (its context bounds the prompts), adapter, optimizer (or their checkpointed state), engine
+    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
+    let lmFreed = false;
+    const freeLm = () => {
+      if (!lmFreed) lm.free();
+      lmFreed = true;
+    };
+    onExit(freeLm);
+    const ctx = lm.config.maxPositions;
+    const render = (split: LoadedSplit, name: string): Example[] =>
       Array.from({ length: split.numRows }, (_, i) => {
         const ex = split.get(i);
-        return { text: ex.text, promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
+        checkTextBeforeTokenizing(ex.text, tokenizer, ctx, `${name} row ${i}`, cfg.max_prompt_length);
+        const text = cfg.max_prompt_length === null ? ex.text : boundTextForPrompt(ex.text, tokenizer, cfg.max_prompt_length);
+        return { text: ex.text, promptIds: prompter.render({ text }).ids, label: ex.label };
       });
-    const train = render(dataset.split('train'));
-    const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid')) : [];
-    const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
+    let train = render(dataset.split('train'), 'train');
+    // max_prompt_length: training prompts cut or left out here (counted); valid / test ones in evaluate()
+    let trainPrompts: { truncated: number; skipped: number[] } | null = null;
     if (cfg.max_prompt_length !== null) {
-      for (const [name, rows] of [['train', train], ['valid', valid], ['test', test]] as const) {
-        const long = rows.findIndex((ex) => ex.promptIds.length > cfg.max_prompt_length!);
-        if (long >= 0) {
-          const n = rows.filter((ex) => ex.promptIds.length > cfg.max_prompt_length!).length;
-          throw new Error(`max_prompt_length ${cfg.max_prompt_length}: the ${name} split of ${dataset.dir} has ${n} longer prompt(s), the first at row ${long} (${rows[long]!.promptIds.length} tokens); raise max_prompt_length or shorten those texts`);
-        }
-      }
+      const lim = limitPrompts(train, cfg.max_prompt_length, cfg.long_prompts);
+      trainPrompts = { truncated: lim.truncated, skipped: lim.skipped };
+      train = train.flatMap((ex, i) => (lim.prompts[i] === null ? [] : [{ ...ex, promptIds: Int32Array.from(lim.prompts[i]!) }]));
+      if (train.length === 0) throw new Error(`max_prompt_length ${cfg.max_prompt_length} with long_prompts skip leaves no training prompt (all ${lim.skipped.length} are longer)`);
+      if (lim.truncated + lim.skipped.length > 0)
+        say(`max_prompt_length ${cfg.max_prompt_length}: ${lim.truncated} training prompt(s) cut to their last ${cfg.max_prompt_length} tokens, ${lim.skipped.length} skipped`);
     }
+    const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid'), 'valid') : [];
+    const test = cfg.eval_on_test ? render(dataset.split('test'), 'test') : [];
 
     const device = await loadNative().describeDevice(cfg.device);
     for (const line of runBanner({
@@ -154,8 +234,6 @@ export class GrpoTrainer {
       splits: Object.fromEntries(dataset.splitNames.map((n) => [n, dataset.split(n).numRows])), device, runDir,
     })) say(line);
 
-    // ---- model, adapter, optimizer (or their checkpointed state), engine
-    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
     let adapter: LoraAdapter | null = cfg.use_lora
       ? lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed })
       : null;
@@ -182,19 +260,35 @@ export class GrpoTrainer {
       say(`removed ${bestDirOf(runDir)} of an earlier run with this run_name`);
     }
     const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
+    // Every prompt fits the context and the KV cache holds the longest sequence: found now, in flag terms, not at step N.
+    checkGenerationLengths({
+      engine,
+      maxNewTokens: cfg.max_new_tokens,
+      sets: [{ split: 'train', prompts: train.map((e) => e.promptIds) }, { split: 'valid', prompts: valid.map((e) => e.promptIds) }, { split: 'test', prompts: test.map((e) => e.promptIds) }],
+      kvBudgetText: `--kv_memory_budget ${cfg.kv_memory_budget}`,
+      maxPromptLength: cfg.max_prompt_length,
+      warn: say,
+    });
     const combined = rewardFromConfig(cfg);
+    const algo = await this.createAlgorithm({ cfg, lm, engine, tokenizer, labels, runDir, resumedFrom: lastCheckpoint, adapter, optimizer, say });
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
+      const split = label === 'test' ? 'test' : 'valid';
       // progress over the prompts, a line about every quarter in plain mode
       const batches = Math.ceil(examples.length / cfg.eval_batch_size);
       const bar = new ProgressReporter({ totalSteps: examples.length, loggingSteps: cfg.eval_batch_size * Math.max(1, Math.ceil(batches / 4)), stream: out as never, label: `eval ${label}`, unit: 'prompt', keys: [] });
       bar.start(0);
-      const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], onProgress: (done) => bar.update({ step: done }) });
+      const r = await evaluate(engine, examples, {
+        labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], describe: (i) => `${split} row ${i}`, onProgress: (done) => bar.update({ step: done }),
+        ...(cfg.max_prompt_length !== null ? { maxPromptLength: cfg.max_prompt_length, longPrompts: cfg.long_prompts } : {}),
+      });
       bar.finish();
-      const m = r.metrics;
-      say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
-      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
+      const m = algo.evalMetrics ? await algo.evalMetrics(examples, r, withAdapter, label) : r.metrics;
+      const cut = cfg.max_prompt_length === null ? '' : `, prompts cut ${r.promptsTruncated}, skipped ${r.skipped.length}`;
+      say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}${cut}`);
+      const counted = cfg.max_prompt_length === null ? m : { ...m, prompts_truncated: r.promptsTruncated, prompts_skipped: r.skipped.length, skipped_rows: r.skipped };
+      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(counted, null, 2) + '\n');
       samples = examples.slice(0, LOGGED_SAMPLES).map((ex, i) => {
         const p = r.predictions[i]!;
         return { text: ex.text, gold: labels[ex.label]!, pred: p < 0 ? null : labels[p]!, completion: r.completions[i]!.text ?? '' };
@@ -204,6 +298,7 @@ export class GrpoTrainer {
     // Valid evaluations: logged to eval.jsonl, tracked for the best model and early stopping.
     // A fresh run drops every record of an earlier run of this name (-1); a resumed one keeps those up to its step.
     const evalLog = await MetricsLog.open(join(runDir, 'eval.jsonl'), { resumeAfterStep: lastCheckpoint === null ? -1 : step });
+    onExit(() => evalLog.close());
     let lastEval: { step: number; metrics: EvalMetrics } | null = null;
     const evalValid = async (label: string, epoch: number): Promise<(Observation & { metrics: EvalMetrics }) | null> => {
       if (valid.length === 0) return null;
@@ -246,6 +341,7 @@ export class GrpoTrainer {
       progress.finish();
       progress = null;
     }
+    await algo.start?.(step);
     const evalBefore = cfg.eval_on_start && step === 0 ? ((await evalValid('start', 0))?.metrics ?? null) : null;
 
     // ---- GRPO
@@ -264,11 +360,16 @@ export class GrpoTrainer {
       return { total: r.total, parts: r.parts };
     };
     const log = await MetricsLog.open(join(runDir, 'metrics.jsonl'), { resumeAfterStep: step });
+    onExit(() => log.close());
     progress = new ProgressReporter({ totalSteps, loggingSteps: cfg.logging_steps, stream: out as never });
     progress.start(step);
     const save = async () => {
       const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
-      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state);
+      try {
+        lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, algo.saveExtras ? { beforeCommit: (tmp) => algo.saveExtras!(tmp) } : {});
+      } catch (e) {
+        throw checkpointWriteError(e, join(runDir, `checkpoint-${step}`), lastCheckpoint);
+      }
       await rotateCheckpoints(runDir, cfg.save_total_limit, stopper.best?.step ?? null);
     };
     let stopReason: StopReason = 'completed';
@@ -280,16 +381,18 @@ export class GrpoTrainer {
       }
       const batch = order.next();
       const examples = Array.from(batch.indices, (i) => train[i]!);
-      const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
+      const r = algo.step ? await algo.step(examples, lrAt(step), step) : await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
       step++;
       epoch = batch.epoch + (batch.batchInEpoch + 1) / order.batchesPerEpoch;
       const record: StepRecord = { step, epoch, ...r.metrics };
       await log.append(record);
       progress.update(record);
       opts.onStep?.(record);
-      if (cfg.log_completions && step % Math.max(1, cfg.logging_steps) === 0) {
-        const text = (r.completions[0]?.[0]?.text ?? '').replace(/\s+/g, ' ').trim();
-        say(`completion (step ${step}, gold ${labels[examples[0]!.label]}, reward ${formatMetricValue(r.rewards[0])}): ${text.length > 240 ? `${text.slice(0, 239)}…` : text}`);
+      if (cfg.log_completions && step % Math.max(1, cfg.logging_steps) === 0 && 'completions' in r && 'rewards' in r) {
+        // (GRPO's step result; another algorithm's step may not carry its completions)
+        const g = r as GrpoStepResult;
+        const text = (g.completions[0]?.[0]?.text ?? '').replace(/\s+/g, ' ').trim();
+        say(`completion (step ${step}, gold ${labels[examples[0]!.label]}, reward ${formatMetricValue(g.rewards[0])}): ${text.length > 240 ? `${text.slice(0, 239)}…` : text}`);
       }
       if (step % Math.max(1, cfg.logging_steps) === 0) await updateReport();
       if (step === totalSteps) break; // the final evaluation and checkpoint follow the loop
@@ -341,12 +444,27 @@ export class GrpoTrainer {
       say(`test split: the model of step ${testStep}${testStep === best?.step ? ` (best by valid ${bestMetricName})` : ''}`);
       testMetrics = await evalSplit(test, 'test', testAdapter);
     }
-    lm.free();
+    freeLm();
     await updateReport({ final: true });
     say(`run folder: ${runDir}`);
     return {
       runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,
-      bestStep: best?.step ?? null, bestValidAccuracy: best ? (bestInfo?.step === best.step ? bestInfo.metrics.accuracy : best.accuracy) : null, bestDir, testMetrics, testStep,
+      bestStep: best?.step ?? null, bestValidAccuracy: best ? (bestInfo?.step === best.step ? bestInfo.metrics.accuracy : best.accuracy) : null, bestDir, testMetrics, testStep, trainPrompts,
     };
   }
+}
+
+/**
+ * A checkpoint that could not be written (disk full, I/O error): the message names the file (from
+ * the underlying error), the checkpoint, and what is safe: the write is atomic, so nothing partial
+ * is left, and the last complete checkpoint resumes the run.
+ */
+export function checkpointWriteError(e: unknown, ckptDir: string, lastComplete: string | null): Error {
+  const err = e as NodeJS.ErrnoException;
+  const safe = lastComplete
+    ? `the last complete checkpoint is ${lastComplete}: free space and resume from it (--resume_from_checkpoint=${lastComplete})`
+    : 'no earlier checkpoint of this run exists';
+  const out = new Error(`writing ${ckptDir} failed: ${err?.message ?? String(e)}. Nothing of it was kept (checkpoints are written to a temporary folder and renamed); ${safe}`, { cause: e }) as NodeJS.ErrnoException;
+  if (err?.code) out.code = err.code;
+  return out;
 }

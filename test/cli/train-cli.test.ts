@@ -162,11 +162,5 @@ describe("the issue's TRL-style command line, end to end on the tiny model", () 
     expect(warm.out).toMatch(/^sft 1\/2 50% eta [\dms]+ loss=[\d.e+-]+ epoch 0\.50 [\d.]+ s\/step$/m);
     expect(warm.out).toMatch(/^sft 2\/2 100% eta 0s loss=[\d.e+-]+ epoch 1\.00 [\d.]+ s\/step$/m);
     expect(warm.out).toContain("warning: warmup_steps 5 exceeds the run's 2 steps: the learning rate rises the whole run and never reaches learning_rate 0.0001");
-   }, 600_000);
-
-  it('max_prompt_length shorter than a prompt is an error naming the split and row', async () => {
-    await expect(runTrain(['--model=tiny', `--output_dir=${join(tmp, 'runs')}`, `--data_dir=${sample}`, '--run_name=short', '--sft_epochs=0', '--max_prompt_length=8', '--max_steps=1'])).rejects.toThrow(
-      /^max_prompt_length 8: the train split of .* has 120 longer prompt\(s\), the first at row 0 \(\d+ tokens\); raise max_prompt_length/,
-    );
-  });
+  }, 600_000);
 });
