@@ -24,6 +24,7 @@ const FLAGS: FlagSpecs = {
   sampling_seed: { type: 'int', help: 'seed of the samples when temperature > 0', default: 0 },
   batch_size: { type: 'int', help: 'situations per generation batch', default: 32 },
   json: { type: 'boolean', help: 'print one JSON object per situation instead of text', default: false },
+  stream: { type: 'boolean', help: 'print each completion as it is generated, one situation at a time (not with --json)', default: false },
 };
 FLAGS.labels = { ...FLAGS.labels!, help: `label names in label-id order, as the prompt lists them (default: the run's, else ${DEFAULT_LABELS.join(',')})` };
 
@@ -39,6 +40,8 @@ export function inferHelp(): string {
 
 export interface InferCliIO {
   out?: (text: string) => void;
+  /** Where --stream writes text as it comes, without line ends (default process.stdout.write). */
+  write?: (text: string) => void;
   /** Read when neither --text nor --input is given (default process.stdin when it is not a terminal). */
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }
@@ -98,6 +101,33 @@ export async function runInfer(argv: string[], io: InferCliIO = {}): Promise<num
     const budget = maxNewTokens(flags, model);
     const engine = engineFor(model);
     if (flags.json !== true) out([...describeModel(model), ''].join('\n'));
+    if (flags.stream === true) {
+      if (flags.json === true) throw new CliUsageError('--stream prints text as it comes; it does not combine with --json');
+      const write = io.write ?? ((t: string) => void process.stdout.write(t));
+      for (let i = 0; i < texts.length; i++) {
+        out(`[${i + 1}] ${texts[i]}`);
+        write('completion: ');
+        const ids: number[] = [];
+        let shown = '';
+        const request = { prompt: prompter.render({ text: texts[i]! }).ids, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] };
+        for await (const chunk of engine.stream([request], { adapter: model.adapter })) {
+          ids.push(...chunk.tokens);
+          // the text so far; a token may end inside a UTF-8 character (decoded as U+FFFD): wait for the rest
+          const text = model.tokenizer.decode(ids, { skipSpecialTokens: true });
+          if (text.endsWith('\uFFFD') && chunk.finishReason === undefined) continue;
+          const flat = text.replace(/\s*\n\s*/g, ' ').trimStart();
+          if (flat.startsWith(shown) && flat.length > shown.length) {
+            write(flat.slice(shown.length));
+            shown = flat;
+          }
+        }
+        write('\n');
+        const parsed = parseAnswer(model.tokenizer.decode(ids, { skipSpecialTokens: true }), labels);
+        out(`label: ${parsed.ok ? parsed.label : `(invalid: ${parsed.detail})`}`);
+        out('');
+      }
+      return 0;
+    }
     for (let i0 = 0; i0 < texts.length; i0 += batchSize) {
       const chunk = texts.slice(i0, i0 + batchSize);
       const results = await engine.generate(
