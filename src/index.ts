@@ -12,6 +12,7 @@ export * from './grpo/index.js';
 export * from './model/index.js';
 export * from './engine/index.js';
 export * from './train/index.js';
+export * from './recpo/index.js';
 export * from './eval/index.js';
 export { exportModel, type ExportOptions, type ExportResult, type ExportFormat, type ExportDtype } from './export/index.js';
 export { writeRunReport, readRunData, REPORT_FILE } from './report/index.js';

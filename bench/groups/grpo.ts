@@ -15,12 +15,18 @@
  * optimizer: grpoStep's time/* metrics); peak resident memory during the steps; generated and
  * trained tokens/s; and scaling: the same step at 2x and 4x train_batch_size and 2x max_new_tokens.
  * No peer: TRL is not installed here.
+ *
+ * recpo.step: one RecPO optimizer step (src/recpo/step.ts) on the same model, prompts and adapter,
+ * configured as RecpoTrainer configures it from its defaults (the RecPO preset: 4 prompts x 4
+ * completions, temperature 0.3, top-k 100, top-p 0.9, 64 new tokens, no KL so no reference
+ * forward; the embedding forward of every completion, token + decision losses), with grpo.step of
+ * this run as its peer (ratio > 1: RecPO's step is faster).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { CausalLM, Engine, Prompter, datasetSpec, grpoStep, grpoStepConfigFrom, kvMemoryBudgetBytes, loadTokenizer, nativeFeatures, resolveTrainConfig, rewardFromConfig, type GrpoStepConfig } from '../../src/index.js';
+import { CausalLM, Engine, Prompter, answerTagIds, datasetSpec, embedLabels, grpoStep, grpoStepConfigFrom, kvMemoryBudgetBytes, labelChatIds, labelDescriptions, loadTokenizer, nativeFeatures, recpoStep, resolveTrainConfig, rewardFromConfig, splitRecpoConfig, type GrpoStepConfig, type RecpoStepConfig } from '../../src/index.js';
 import { makeFigure, median } from '../lib/figures.js';
 import { runGroup } from '../lib/group.js';
 import { ensureQwenModel } from '../lib/qwen-model.js';
@@ -108,6 +114,26 @@ runGroup('grpo', async (ctx) => {
     }
     results.set(v.name, { runs, peakMiB: peakRss().mib });
   }
+  // ---- recpo.step: the RecPO trainer's defaults on the same model and prompts
+  const split = splitRecpoConfig({});
+  const rcfg = resolveTrainConfig(split.train);
+  const ro = split.recpo;
+  const labelChats = (await labelDescriptions(labels, null)).map((d, i) => labelChatIds(tokenizer, labels[i]!, d));
+  const labelEmbeddings = await embedLabels(lm, adapter, labelChats);
+  const recpoCfg: RecpoStepConfig = {
+    ...grpoStepConfigFrom(rcfg), maxNewTokens: q ? maxNewTokens : rcfg.max_new_tokens, lr: rcfg.learning_rate, advantageType: ro.advantage_type, tau: ro.similarity_temperature,
+    rewardSoftmaxWeight: ro.reward_softmax_weight, rewardFormatWeight: ro.reward_format_weight, rewardRankWeight: ro.reward_rank_weight, labelEmbeddingGrad: ro.label_embedding_grad, labels,
+  };
+  const recpoRuns: Run[] = [];
+  const rctx = { lm, engine, tokenizer, adapter, optimizer, labelEmbeddings, labelChats, tagIds: answerTagIds(tokenizer) };
+  ctx.log('recpo.step: warm-up step');
+  await recpoStep(rctx, batch(rcfg.train_batch_size), recpoCfg, step++);
+  for (let s = 0; s < baseSteps; s++) {
+    const t0 = performance.now();
+    const r = await recpoStep(rctx, batch(rcfg.train_batch_size), recpoCfg, step++);
+    recpoRuns.push({ seconds: (performance.now() - t0) / 1000, metrics: r.metrics });
+    ctx.log(`recpo.step step ${s + 1}/${baseSteps}: ${recpoRuns[s]!.seconds.toFixed(1)} s (generate ${r.metrics['time/generate']!.toFixed(1)} s)`);
+  }
   engine.free();
   lm.free();
 
@@ -129,6 +155,13 @@ runGroup('grpo', async (ctx) => {
   ctx.emit(makeFigure({ name: 'grpo.step.peak_rss', unit: 'MiB', higherIsBetter: false, samples: [base.peakMiB], peer: null, note: `peak resident memory during the warm-up and grpo.step steps (${peakRss().source}${canReset ? ', reset after loading' : ', not resettable here: the whole process'}); ${NO_PEER}` }));
   ctx.emit(makeFigure({ name: 'grpo.step.generate_tokens_per_s', unit: 'tok/s', higherIsBetter: true, samples: part('tokens_per_second/generate'), peer: null, note: `completion tokens generated per second of the rollout phase; ${NO_PEER}` }));
   ctx.emit(makeFigure({ name: 'grpo.step.train_tokens_per_s', unit: 'tok/s', higherIsBetter: true, samples: part('tokens_per_second/train'), peer: null, note: `prompt + completion tokens trained per second of time/train (reference, forward/backward, optimizer); ${NO_PEER}` }));
+  const grpoSecs = base.runs.map((r) => r.seconds);
+  ctx.emit(
+    makeFigure({
+      name: 'recpo.step', unit: 's', higherIsBetter: false, samples: recpoRuns.map((r) => r.seconds), peer: { name: 'grpo.step (this run)', samples: grpoSecs },
+      note: `one RecPO optimizer step with RecpoTrainer's defaults (${rcfg.train_batch_size} prompts x ${rcfg.group_size}, temperature ${rcfg.temperature}, top-k ${rcfg.top_k}, top-p ${rcfg.top_p}, max_new_tokens ${recpoCfg.maxNewTokens}, beta ${rcfg.beta}: no reference forward) on grpo.step's model and prompts: rollouts, the embedding forward of every completion, token + decision losses; generate ${median(recpoRuns.map((r) => r.metrics['time/generate']!)).toFixed(2)} s, score (embedding forward) ${median(recpoRuns.map((r) => r.metrics['time/score']!)).toFixed(2)} s, train ${median(recpoRuns.map((r) => r.metrics['time/train']!)).toFixed(2)} s; peer: grpo.step of this run`,
+    }),
+  );
   for (const v of variants.slice(1)) {
     const r = results.get(v.name)!;
     const secs = r.runs.map((x) => x.seconds);

@@ -26,6 +26,7 @@ export const REQUIRED_FIGURES: readonly string[] = Object.freeze([
   'sample.decode.b16',
   'sample.group4x4',
   'grpo.step',
+  'recpo.step',
   'memory.bandwidth',
 ]);
 

@@ -12,6 +12,7 @@ import { evaluate } from '../eval/run.js';
 import { boundTextForPrompt, checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import { formatEvalReport, INVALID_PREDICTION } from '../eval/metrics.js';
 import { defaultDataDir, openDataset } from '../train/dataset-source.js';
+import { recpoEvalSettings, recpoEvaluate, RECPO_EVAL_FLAGS } from '../recpo/eval-settings.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { CliUsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { intAtLeast, noPositional, nonEmpty, oneOf } from './flag-values.js';
@@ -31,6 +32,7 @@ const FLAGS: FlagSpecs = {
   json: { type: 'boolean', help: 'print the metrics JSON instead of the text report', default: false },
   max_prompt_length: { type: 'int', metavar: 'N', help: 'longest prompt in tokens; longer ones are cut (keeping the last N tokens, as TRL) or skipped, and counted (default: none; a prompt past the context is an error)' },
   long_prompts: { type: 'string', metavar: 'truncate|skip', help: 'what --max_prompt_length does to a longer prompt', default: 'truncate' },
+  ...RECPO_EVAL_FLAGS,
 };
 
 const USAGE = 'rrec-emotion eval [--model=NAME|DIR] [--checkpoint=DIR | --adapter=DIR] [--split=valid|test] [flags]';
@@ -38,7 +40,9 @@ const DESCRIPTION = [
   'Greedy-decodes every example of a split, parses the <answer> tag of each completion and prints',
   'accuracy, macro-F1, per-class precision / recall / F1, the invalid-answer rate, the confusion',
   'matrix and the mean output length. With the weights of a training run (--checkpoint), the',
-  "run's model, labels, system prompt, generation budget and data are the defaults.",
+  "run's model, labels, system prompt, generation budget and data are the defaults. For a RecPO",
+  'run (or --trainer=recpo) the same completions are also decided by hidden-state similarity to',
+  'the label embeddings, and both decision rules are reported.',
 ].join('\n');
 
 export function evalHelp(): string {
@@ -106,15 +110,24 @@ export async function runEval(argv: string[], io: EvalCliIO = {}): Promise<numbe
       describe: (i) => `${split} row ${i}`,
       ...(maxPromptLength !== null ? { maxPromptLength, longPrompts } : {}),
     });
+    const recpo = recpoEvalSettings(flags, model.weightsDir);
+    // rows skipped under --max_prompt_length have no completion: left out of both decision rules
+    const skippedRows = new Set(r.skipped);
+    const kept = examples.map((_, i) => i).filter((i) => !skippedRows.has(i));
+    const sim = recpo ? await recpoEvaluate(model, kept.map((i) => examples[i]!), kept.map((i) => r.completions[i]!), labels, recpo) : null;
     const seconds = (performance.now() - t0) / 1000;
     const prompts = { max_prompt_length: maxPromptLength, long_prompts: maxPromptLength === null ? null : longPrompts, truncated: r.promptsTruncated, skipped: r.skipped.length, skipped_rows: r.skipped };
-    const report = { model: model.modelDir, weights: model.weightsDir, weights_kind: model.weights?.kind ?? null, data_dir: dataShown, split, limit: limit ?? null, max_new_tokens: budget, prompts, labels, metrics: r.metrics };
+    const report = {
+      model: model.modelDir, weights: model.weightsDir, weights_kind: model.weights?.kind ?? null, data_dir: dataShown, split, limit: limit ?? null, max_new_tokens: budget, prompts, labels, metrics: r.metrics,
+      ...(sim ? { similarity_metrics: sim.metrics, similarity_temperature: recpo!.tau } : {}),
+    };
 
     if (outputFile) await writeFileAtomic(resolve(outputFile), `${JSON.stringify(report, null, 2)}\n`);
     if (predictionsFile) {
       const lines = examples.map((ex, i) => {
         const p = r.predictions[i]!;
-        return JSON.stringify({ index: i, text: ex.text, gold: ex.label, gold_label: labels[ex.label], pred: p, pred_label: p === INVALID_PREDICTION ? null : labels[p], completion: r.completions[i]!.text ?? '', tokens: r.completions[i]!.tokens.length });
+        const sp = sim ? { similarity_pred: sim.predictions[i]!, similarity_pred_label: labels[sim.predictions[i]!], similarity_probs: Array.from(sim.probs[i]!) } : {};
+        return JSON.stringify({ index: i, text: ex.text, gold: ex.label, gold_label: labels[ex.label], pred: p, pred_label: p === INVALID_PREDICTION ? null : labels[p], ...sp, completion: r.completions[i]!.text ?? '', tokens: r.completions[i]!.tokens.length });
       });
       await writeFileAtomic(resolve(predictionsFile), lines.map((l) => `${l}\n`).join(''));
     }
@@ -122,6 +135,11 @@ export async function runEval(argv: string[], io: EvalCliIO = {}): Promise<numbe
     else {
       const cut = maxPromptLength === null ? [] : [`prompts  ${r.promptsTruncated} cut to ${maxPromptLength} tokens, ${r.skipped.length} skipped (not in the metrics)`];
       out([...describeModel(model), `data     ${dataShown} (${split}, ${n} of ${rows.numRows} examples)`, ...cut, `time     ${seconds.toFixed(1)} s`, ''].join('\n'));
+      if (sim) {
+        out(`RecPO similarity decision (tau ${recpo!.tau}): hidden state at <answer> vs the label embeddings\n`);
+        out(formatEvalReport(sim.metrics, labels));
+        out('\nanswer parsing of the same completions:\n');
+      }
       out(formatEvalReport(r.metrics, labels));
       if (outputFile) out(`\nmetrics written to ${resolve(outputFile)}`);
       if (predictionsFile) out(`predictions written to ${resolve(predictionsFile)}`);

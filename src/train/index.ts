@@ -92,7 +92,8 @@ export { sftStep, sftCompletionText, microBatches, type SftExample, type SftStep
 export { grpoStepConfigFrom, MAX_TOKENS_PER_MICRO_BATCH } from './step-config.js';
 export { grpoStep, rolloutSeed, type GrpoExample, type GrpoReward, type GrpoStepConfig, type GrpoStepResult, type RewardValue } from './grpo-step.js';
 export { saveCheckpoint, loadCheckpoint, type TrainerState, type CheckpointParts } from './checkpoint.js';
-export { GrpoTrainer, type FitOptions, type FitResult, type StopReason } from './trainer.js';
+export { GrpoTrainer, type AlgorithmContext, type FitOptions, type FitResult, type StopReason, type TrainExample, type TrainingAlgorithm } from './trainer.js';
+export { createTrainer } from './create-trainer.js';
 export { ensureBuiltinModel, TINY_QWEN2 } from './builtin-model.js';
 export { EarlyStopping, type EarlyStoppingState, type Observation } from './early-stopping.js';
 export { BEST_DIR, BEST_INFO_FILE, bestDir, readBestModelInfo, removeBestModel, saveBestModel, type BestModelInfo } from './best-model.js';

@@ -23,7 +23,7 @@ import { freemem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
-import { evaluate, limitPrompts, type EvalExample } from '../eval/run.js';
+import { evaluate, limitPrompts, type EvalExample, type EvaluateResult } from '../eval/run.js';
 import { boundTextForPrompt, checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
@@ -91,10 +91,41 @@ export interface FitResult {
   trainPrompts: { truncated: number; skipped: number[] } | null;
 }
 
-interface Example extends EvalExample {
+/** A rendered example: its text, chat-templated prompt ids and gold label index. */
+export interface TrainExample extends EvalExample {
   text: string;
   promptIds: Int32Array;
   label: number;
+}
+type Example = TrainExample;
+
+/** What a trainer other than GRPO (src/recpo) is given to build its step from. */
+export interface AlgorithmContext {
+  cfg: TrainConfig;
+  lm: CausalLM;
+  engine: Engine;
+  tokenizer: Tokenizer;
+  labels: readonly string[];
+  runDir: string;
+  /** The checkpoint this run resumed from, or null for a fresh run. */
+  resumedFrom: string | null;
+  /** The live adapter (null for a full fine-tune) and optimizer. */
+  adapter: LoraAdapter | null;
+  optimizer: AdamW;
+  say: (line: string) => void;
+}
+
+/**
+ * The parts of fit() a trainer may replace; absent ones are GRPO's. fit() calls start() after
+ * the warm start, step() for every optimizer step, evalMetrics() after each evaluation's greedy
+ * completions (its accuracy is what best-model tracking and early stopping compare), and
+ * saveExtras() inside every checkpoint's temporary folder before it is committed.
+ */
+export interface TrainingAlgorithm {
+  start?(step: number): Promise<void>;
+  step?(examples: readonly TrainExample[], lr: number, step: number): Promise<{ metrics: Record<string, number> }>;
+  evalMetrics?(examples: readonly TrainExample[], result: EvaluateResult, adapter: LoraAdapter | null, split: string): Promise<EvalMetrics>;
+  saveExtras?(tmpDir: string): Promise<void>;
 }
 
 /** Completions of the first examples of every valid evaluation logged to eval.jsonl (for report.html). */
@@ -106,6 +137,11 @@ export class GrpoTrainer {
   /** `config`: any subset of the fields (see TrainConfigInput); a misspelt field name fails tsc, a bad value throws a TrainConfigError. */
   constructor(config: TrainConfigInput = {}, opts: { now?: Date } = {}) {
     this.config = resolveTrainConfig(config, opts.now ? { now: opts.now } : {});
+  }
+
+  /** GRPO's parts are fit()'s own; RecpoTrainer (src/recpo) returns its own. */
+  protected async createAlgorithm(_ctx: AlgorithmContext): Promise<TrainingAlgorithm> {
+    return {};
   }
 
   async fit(opts: FitOptions = {}): Promise<FitResult> {
@@ -220,6 +256,7 @@ export class GrpoTrainer {
       warn: say,
     });
     const combined = rewardFromConfig(cfg);
+    const algo = await this.createAlgorithm({ cfg, lm, engine, tokenizer, labels, runDir, resumedFrom: lastCheckpoint, adapter, optimizer, say });
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
@@ -228,7 +265,7 @@ export class GrpoTrainer {
         labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], describe: (i) => `${split} row ${i}`,
         ...(cfg.max_prompt_length !== null ? { maxPromptLength: cfg.max_prompt_length, longPrompts: cfg.long_prompts } : {}),
       });
-      const m = r.metrics;
+      const m = algo.evalMetrics ? await algo.evalMetrics(examples, r, withAdapter, label) : r.metrics;
       const cut = cfg.max_prompt_length === null ? '' : `, prompts cut ${r.promptsTruncated}, skipped ${r.skipped.length}`;
       say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}${cut}`);
       const counted = cfg.max_prompt_length === null ? m : { ...m, prompts_truncated: r.promptsTruncated, prompts_skipped: r.skipped.length, skipped_rows: r.skipped };
@@ -281,6 +318,7 @@ export class GrpoTrainer {
         if ((s + 1) % Math.max(1, cfg.logging_steps) === 0 || s + 1 === sftSteps) say(`sft ${s + 1}/${sftSteps}: loss ${r.loss.toFixed(4)}`);
       }
     }
+    await algo.start?.(step);
     const evalBefore = cfg.eval_on_start && step === 0 ? ((await evalValid('start', 0))?.metrics ?? null) : null;
 
     // ---- GRPO
@@ -298,7 +336,7 @@ export class GrpoTrainer {
     const save = async () => {
       const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
       try {
-        lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state);
+        lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, algo.saveExtras ? { beforeCommit: (tmp) => algo.saveExtras!(tmp) } : {});
       } catch (e) {
         throw checkpointWriteError(e, join(runDir, `checkpoint-${step}`), lastCheckpoint);
       }
@@ -313,7 +351,7 @@ export class GrpoTrainer {
       }
       const batch = order.next();
       const examples = Array.from(batch.indices, (i) => train[i]!);
-      const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
+      const r = algo.step ? await algo.step(examples, lrAt(step), step) : await grpoStep({ lm, engine, adapter, optimizer, reward }, examples, { ...stepCfg, lr: lrAt(step) }, step);
       step++;
       epoch = batch.epoch + (batch.batchInEpoch + 1) / order.batchesPerEpoch;
       const record: StepRecord = { step, epoch, ...r.metrics };

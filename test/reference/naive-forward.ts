@@ -23,6 +23,8 @@ export interface NaiveForwardOptions {
   ropeF32?: boolean;
   /** If given, filled with how often the Gemma2 softcaps bite (raw |value| above the cap). */
   stats?: SoftcapStats;
+  /** Return the last layer's hidden states after the final norm [T][hidden] instead of logits (RecPO's embeddings). */
+  finalHidden?: boolean;
 }
 
 export interface SoftcapStats {
@@ -101,7 +103,7 @@ export function ggmlGeluF16(x: number): number {
 
 /**
  * Logits [T][vocab] for `tokens` (positions 0..T-1, no cache, batch of one sequence).
- * logits[t] predicts token t+1.
+ * logits[t] predicts token t+1. With opts.finalHidden: the final-norm hidden states [T][hidden].
  */
 export function naiveForward(model: NaiveModel, tokens: readonly number[], opts: NaiveForwardOptions = {}): Vec[] {
   const c = model.config;
@@ -212,9 +214,10 @@ export function naiveForward(model: NaiveModel, tokens: readonly number[], opts:
     });
   }
 
+  const normed = h.map((x) => rmsNorm(x, get('model.norm.weight').data, eps, gemma));
+  if (opts.finalHidden) return normed;
   const head = c.tie_word_embeddings ? E : get('lm_head.weight');
-  return h.map((x) => {
-    const n = rmsNorm(x, get('model.norm.weight').data, eps, gemma);
+  return normed.map((n) => {
     const logits = linear(head, n);
     if (finalCap != null) {
       for (let i = 0; i < logits.length; i++) {
