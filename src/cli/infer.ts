@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseAnswer } from '../reward/index.js';
+import { checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import { CliUsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { intAtLeast, noPositional, nonEmpty, numberAtLeast } from './flag-values.js';
 import { describeModel, engineFor, loadModelFromFlags, maxNewTokens, MODEL_FLAGS, prompterFor, promptLabels } from './model-flags.js';
@@ -100,6 +101,10 @@ export async function runInfer(argv: string[], io: InferCliIO = {}): Promise<num
     const prompter = prompterFor(flags, model, labels);
     const budget = maxNewTokens(flags, model);
     const engine = engineFor(model);
+    // each situation fits the context and the KV cache, said in flag terms before any generation
+    texts.forEach((t, i) => checkTextBeforeTokenizing(t, model.tokenizer, model.lm.config.maxPositions, `situation ${i + 1}`));
+    const prompts = texts.map((text) => prompter.render({ text }).ids);
+    checkGenerationLengths({ engine, maxNewTokens: budget, sets: [{ split: 'input', prompts }], kvBudgetText: 'the KV budget', warn: (m) => void process.stderr.write(`${m}\n`) });
     if (flags.json !== true) out([...describeModel(model), ''].join('\n'));
     if (flags.stream === true) {
       if (flags.json === true) throw new CliUsageError('--stream prints text as it comes; it does not combine with --json');
@@ -129,9 +134,9 @@ export async function runInfer(argv: string[], io: InferCliIO = {}): Promise<num
       return 0;
     }
     for (let i0 = 0; i0 < texts.length; i0 += batchSize) {
-      const chunk = texts.slice(i0, i0 + batchSize);
+      const chunk = prompts.slice(i0, i0 + batchSize);
       const results = await engine.generate(
-        chunk.map((text) => ({ prompt: prompter.render({ text }).ids, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] })),
+        chunk.map((prompt) => ({ prompt, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] })),
         { adapter: model.adapter },
       );
       results.forEach((r, k) => {
