@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { runEval } from '../../src/cli/eval.js';
+import { runInfer } from '../../src/cli/infer.js';
 import { runTrain } from '../../src/cli/train.js';
 import { lenmlTokenizerDir } from '../../src/tokenizer/index.js';
 import { writeTinyModel } from '../helpers/tiny-models.js';
@@ -49,6 +50,11 @@ describe('rrec-emotion train --trainer=recpo', () => {
     expect(report.similarity_metrics.n).toBe(8);
     expect(report.similarity_metrics.invalid_rate).toBe(0);
     expect(report.metrics.n).toBe(8);
+    const inf: string[] = [];
+    expect(await runInfer([`--checkpoint=${join(root, 'runs', 'r', 'checkpoint-1')}`, '--text=my dog died', '--json'], { out: (t) => inf.push(t) })).toBe(0);
+    const row = JSON.parse(inf[0]!) as { similarity_label: string; similarity_probs: Record<string, number> };
+    expect(['sad', 'joyful', 'angry', 'afraid']).toContain(row.similarity_label);
+    expect(Object.values(row.similarity_probs).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
   });
 
   it('refuses RecPO flags without --trainer=recpo and lists them in --help', async () => {
