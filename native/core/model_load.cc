@@ -52,6 +52,43 @@ std::string shapeStr(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+// Checks config.json against the tensors present before anything is allocated: a config that
+// promises more layers (num_hidden_layers 1e8) or other widths than the weights hold is refused
+// naming the field, instead of a bare std::bad_alloc or hundreds of MB allocated first.
+void checkConfigAgainstTensors(const ModelConfig& c, const SafetensorsSet& files, const std::string& cfgPath) {
+  // layers present: the highest N of "model.layers.N." + 1
+  long long present = 0;
+  const std::string pre = "model.layers.";
+  for (const std::string& n : files.names()) {
+    if (n.compare(0, pre.size(), pre) != 0) continue;
+    size_t i = pre.size(), j = i;
+    while (j < n.size() && j - i < 10 && n[j] >= '0' && n[j] <= '9') j++;
+    if (j == i || j >= n.size() || n[j] != '.') continue;
+    present = std::max(present, std::stoll(n.substr(i, j - i)) + 1);
+  }
+  if (c.layers != present)
+    throw LoadError(cfgPath + ": field \"num_hidden_layers\" is " + std::to_string(c.layers) + " but the weights hold " +
+                    std::to_string(present) + " layer(s) (model.layers.0 .. model.layers." + std::to_string(present - 1) + ")");
+  const auto fieldShape = [&](const std::string& tensor, const std::vector<int64_t>& want, const std::string& fields) {
+    const TensorView* tv = files.find(tensor);
+    if (!tv) throw LoadError("model folder: tensor \"" + tensor + "\" is missing (config.json model_type " + c.modelType + " needs it)");
+    if (tv->shape != want)
+      throw LoadError(cfgPath + ": " + fields + " imply " + tensor + " of shape " + shapeStr(want) + " but " + tv->file + " holds " +
+                      tv->shapeString());
+  };
+  const int64_t C = c.hidden;
+  fieldShape("model.embed_tokens.weight", {c.vocab, C}, "fields \"vocab_size\" (" + std::to_string(c.vocab) + ") and \"hidden_size\" (" + std::to_string(C) + ")");
+  if (present > 0) {
+    const std::string p = "model.layers.0.";
+    fieldShape(p + "self_attn.q_proj.weight", {static_cast<int64_t>(c.heads) * c.headDim, C},
+               "fields \"num_attention_heads\" (" + std::to_string(c.heads) + "), head_dim (" + std::to_string(c.headDim) + ") and \"hidden_size\"");
+    fieldShape(p + "self_attn.k_proj.weight", {static_cast<int64_t>(c.kvHeads) * c.headDim, C},
+               "fields \"num_key_value_heads\" (" + std::to_string(c.kvHeads) + "), head_dim (" + std::to_string(c.headDim) + ") and \"hidden_size\"");
+    fieldShape(p + "mlp.gate_proj.weight", {c.intermediate, C},
+               "fields \"intermediate_size\" (" + std::to_string(c.intermediate) + ") and \"hidden_size\"");
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -173,6 +210,7 @@ std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetu
   const std::string cfgPath = dir + "/config.json";
   m->cfg_ = parseModelConfig(readTextFile(cfgPath), cfgPath);
   m->files_ = SafetensorsSet::openDir(dir);
+  checkConfigAgainstTensors(m->cfg_, *m->files_, cfgPath);
   m->loadWeights();
   for (Layer& L : m->layers_)
     for (Weight& w : L.w) w.bf16Products = bf16Products;

@@ -9,13 +9,14 @@
  */
 import { resolve } from 'node:path';
 import { evaluate } from '../eval/run.js';
+import { boundTextForPrompt, checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import { formatEvalReport, INVALID_PREDICTION } from '../eval/metrics.js';
 import { defaultDataDir, openDataset } from '../train/dataset-source.js';
 import { recpoEvalSettings, recpoEvaluate, RECPO_EVAL_FLAGS } from '../recpo/eval-settings.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { CliUsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { intAtLeast, noPositional, nonEmpty, oneOf } from './flag-values.js';
-import { describeModel, engineFor, loadModelFromFlags, maxNewTokens, MODEL_FLAGS, prompterFor, promptLabels } from './model-flags.js';
+import { describeModel, engineFor, loadModelFromFlags, maxNewTokens, MODEL_FLAGS, prompterFor, promptLabels, TRAIN_DEFAULTS } from './model-flags.js';
 
 const SPLITS = ['valid', 'test', 'train'] as const;
 
@@ -29,6 +30,8 @@ const FLAGS: FlagSpecs = {
   output: { type: 'string', metavar: 'FILE', help: 'also write the metrics as JSON to FILE' },
   predictions: { type: 'string', metavar: 'FILE', help: 'also write one JSON line per example (text, gold, pred, completion) to FILE' },
   json: { type: 'boolean', help: 'print the metrics JSON instead of the text report', default: false },
+  max_prompt_length: { type: 'int', metavar: 'N', help: 'longest prompt in tokens; longer ones are cut (keeping the last N tokens, as TRL) or skipped, and counted (default: none; a prompt past the context is an error)' },
+  long_prompts: { type: 'string', metavar: 'truncate|skip', help: 'what --max_prompt_length does to a longer prompt', default: 'truncate' },
   ...RECPO_EVAL_FLAGS,
 };
 
@@ -64,6 +67,8 @@ export async function runEval(argv: string[], io: EvalCliIO = {}): Promise<numbe
   const predictionsFile = nonEmpty(flags, 'predictions');
   intAtLeast(flags, 'eval_batch_size', 1);
   intAtLeast(flags, 'max_new_tokens', 1);
+  const maxPromptLength = intAtLeast(flags, 'max_prompt_length', 1) ?? null;
+  const longPrompts = oneOf(flags, 'long_prompts', ['truncate', 'skip'] as const, 'truncate');
 
   const model = await loadModelFromFlags(flags);
   try {
@@ -78,24 +83,42 @@ export async function runEval(argv: string[], io: EvalCliIO = {}): Promise<numbe
     const prompter = prompterFor(flags, model, labels);
     const rows = dataset.split(split);
     const n = Math.min(rows.numRows, limit ?? rows.numRows);
+    const ctx = model.lm.config.maxPositions;
     const examples = Array.from({ length: n }, (_, i) => {
       const ex = rows.get(i);
-      return { text: ex.text, promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
+      checkTextBeforeTokenizing(ex.text, model.tokenizer, ctx, `${split} row ${i}`, maxPromptLength);
+      const text = maxPromptLength === null ? ex.text : boundTextForPrompt(ex.text, model.tokenizer, maxPromptLength);
+      return { text: ex.text, promptIds: prompter.render({ text }).ids, label: ex.label };
     });
     const budget = maxNewTokens(flags, model);
+    const engine = engineFor(model);
+    checkGenerationLengths({
+      engine,
+      maxNewTokens: budget,
+      sets: [{ split, prompts: examples.map((e) => e.promptIds) }],
+      kvBudgetText: `the run's --kv_memory_budget ${run?.config.kv_memory_budget ?? TRAIN_DEFAULTS.kv_memory_budget}`,
+      maxPromptLength,
+      warn: (m) => out(m),
+    });
     const t0 = performance.now();
-    const r = await evaluate(engineFor(model), examples, {
+    const r = await evaluate(engine, examples, {
       labels,
       adapter: model.adapter,
       maxNewTokens: budget,
       batchSize: intAtLeast(flags, 'eval_batch_size', 1, run?.config.eval_batch_size ?? 32),
       stop: ['</answer>'],
+      describe: (i) => `${split} row ${i}`,
+      ...(maxPromptLength !== null ? { maxPromptLength, longPrompts } : {}),
     });
     const recpo = recpoEvalSettings(flags, model.weightsDir);
-    const sim = recpo ? await recpoEvaluate(model, examples, r.completions, labels, recpo) : null;
+    // rows skipped under --max_prompt_length have no completion: left out of both decision rules
+    const skippedRows = new Set(r.skipped);
+    const kept = examples.map((_, i) => i).filter((i) => !skippedRows.has(i));
+    const sim = recpo ? await recpoEvaluate(model, kept.map((i) => examples[i]!), kept.map((i) => r.completions[i]!), labels, recpo) : null;
     const seconds = (performance.now() - t0) / 1000;
+    const prompts = { max_prompt_length: maxPromptLength, long_prompts: maxPromptLength === null ? null : longPrompts, truncated: r.promptsTruncated, skipped: r.skipped.length, skipped_rows: r.skipped };
     const report = {
-      model: model.modelDir, weights: model.weightsDir, weights_kind: model.weights?.kind ?? null, data_dir: dataShown, split, limit: limit ?? null, max_new_tokens: budget, labels, metrics: r.metrics,
+      model: model.modelDir, weights: model.weightsDir, weights_kind: model.weights?.kind ?? null, data_dir: dataShown, split, limit: limit ?? null, max_new_tokens: budget, prompts, labels, metrics: r.metrics,
       ...(sim ? { similarity_metrics: sim.metrics, similarity_temperature: recpo!.tau } : {}),
     };
 
@@ -110,7 +133,8 @@ export async function runEval(argv: string[], io: EvalCliIO = {}): Promise<numbe
     }
     if (flags.json === true) out(JSON.stringify(report, null, 2));
     else {
-      out([...describeModel(model), `data     ${dataShown} (${split}, ${n} of ${rows.numRows} examples)`, `time     ${seconds.toFixed(1)} s`, ''].join('\n'));
+      const cut = maxPromptLength === null ? [] : [`prompts  ${r.promptsTruncated} cut to ${maxPromptLength} tokens, ${r.skipped.length} skipped (not in the metrics)`];
+      out([...describeModel(model), `data     ${dataShown} (${split}, ${n} of ${rows.numRows} examples)`, ...cut, `time     ${seconds.toFixed(1)} s`, ''].join('\n'));
       if (sim) {
         out(`RecPO similarity decision (tau ${recpo!.tau}): hidden state at <answer> vs the label embeddings\n`);
         out(formatEvalReport(sim.metrics, labels));

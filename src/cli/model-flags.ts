@@ -13,7 +13,7 @@ import { CliUsageError, type FlagSpecs, type ParsedFlags } from './args.js';
 import { intAtLeast, nonEmpty } from './flag-values.js';
 
 /** The trainer's defaults (what a run without run.json was most likely trained with). */
-const TRAIN_DEFAULTS = resolveTrainConfig({ run_name: 'defaults' });
+export const TRAIN_DEFAULTS = resolveTrainConfig({ run_name: 'defaults' });
 
 export const MODEL_FLAGS: FlagSpecs = {
   model: { type: 'string', metavar: 'NAME|DIR', help: 'base model: "tiny" (built in), a name from the paths registry, or a model folder (default: the run\'s model when the weights come from a run, else tiny)' },

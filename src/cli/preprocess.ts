@@ -8,7 +8,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { DatasetError, datasetSpec, formatReport, preprocess } from '../data/index.js';
+import { DatasetError, DEFAULT_MAX_TEXT_LENGTH, datasetSpec, formatReport, preprocess } from '../data/index.js';
 import { CliUsageError, type FlagSpecs, formatHelp, parseFlags } from './args.js';
 
 const USAGE = 'rrec-emotion preprocess [--dataset_name=NAME] [--input_dir=DIR] [--output_name=NAME | --output_dir=DIR] [flags]';
@@ -27,6 +27,8 @@ const FLAGS: FlagSpecs = {
   labels: { type: 'list', help: 'label names in id order, for a dataset that is not built in', metavar: 'A,B,...' },
   drop_duplicates: { type: 'boolean', help: 'drop rows repeating an earlier (text, label) of the split', default: false },
   drop_conflicts: { type: 'boolean', help: 'drop all rows of a text that has several labels in a split', default: false },
+  max_text_length: { type: 'int', help: `longest text (and aug_text) in characters after cleaning (default ${DEFAULT_MAX_TEXT_LENGTH})`, metavar: 'N' },
+  long_texts: { type: 'string', help: 'a longer text: refuse (name every file:line) or truncate (cut to --max_text_length, counted in the report)', default: 'refuse', metavar: 'refuse|truncate' },
   overwrite: { type: 'boolean', help: 'replace an existing saved dataset at the output folder', default: false },
   json: { type: 'boolean', help: 'print the full report as JSON instead of text', default: false },
   download: { type: 'boolean', help: 'not available offline: pass --input_dir instead', default: false },
@@ -68,6 +70,11 @@ export async function runPreprocess(argv: string[], io: CliIO = {}): Promise<num
     if (outputName === '' || /[/\\]/.test(outputName) || outputName === '.' || outputName === '..') {
       throw new CliUsageError(`--output_name must be a plain folder name, got "${outputName}"; use --output_dir for a path`);
     }
+    const maxTextLength = flags.max_text_length as number | undefined;
+    if (maxTextLength !== undefined && !(Number.isInteger(maxTextLength) && maxTextLength >= 1))
+      throw new CliUsageError(`--max_text_length must be a positive integer, got ${maxTextLength}`);
+    const longTexts = flags.long_texts as string;
+    if (longTexts !== 'refuse' && longTexts !== 'truncate') throw new CliUsageError(`--long_texts must be refuse or truncate, got "${longTexts}"`);
     const spec = datasetSpec(name, flags.labels as string[] | undefined);
     const inputDir = path.resolve(cwd, (flags.input_dir as string | undefined) ?? path.join('data', name));
     if (!isDir(inputDir)) {
@@ -84,6 +91,8 @@ export async function runPreprocess(argv: string[], io: CliIO = {}): Promise<num
       dropDuplicates: flags.drop_duplicates === true,
       dropConflicts: flags.drop_conflicts === true,
       overwrite: flags.overwrite === true,
+      maxTextLength: maxTextLength ?? DEFAULT_MAX_TEXT_LENGTH,
+      longTexts,
     });
     out(flags.json === true ? JSON.stringify(report, null, 2) : formatReport(report));
     return 0;

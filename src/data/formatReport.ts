@@ -46,6 +46,8 @@ export function formatReport(r: PreprocessReport): string {
   }
   const anyDup = Object.values(r.splits).some((s) => s.duplicates.extraRows + s.conflicts.rows > 0);
   if (anyDup && !r.options.dropDuplicates && !r.options.dropConflicts) out.push('nothing dropped (pass --drop_duplicates / --drop_conflicts to drop)');
+  const cut = Object.values(r.splits).reduce((a, s) => a + s.truncatedRows, 0);
+  if (cut > 0) out.push(`${cut} row(s) cut to ${r.options.maxTextLength} characters (--long_texts=truncate): ${Object.values(r.splits).filter((s) => s.truncatedRows > 0).map((s) => `${s.split} ${s.truncatedRows}`).join(', ')}`);
   out.push(`output ${r.outputDir}`);
   return out.join('\n');
 }

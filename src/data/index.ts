@@ -21,5 +21,6 @@ export {
   type SplitReport,
 } from './preprocess.js';
 export { formatReport } from './formatReport.js';
+export { DEFAULT_MAX_TEXT_LENGTH, limitTextLengths, type LongTextPolicy } from './text-limit.js';
 export { loadDataset, loadSplit, type LoadedDataset, type LoadedSplit, type SplitExample, type TextVector } from './load.js';
 export { COLUMNS, DATASET_DICT_FILE, DATASET_INFO_FILE, STATE_FILE, dataFileName, featuresJson } from './hfLayout.js';

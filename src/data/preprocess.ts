@@ -19,6 +19,7 @@ import { checkDuplicates, type ConflictGroup, type DropCounts, type DuplicateGro
 import { DATASET_DICT_FILE, DATASET_INFO_FILE, STATE_FILE, dataFileName, datasetDictJson, datasetInfoJson, stateJson } from './hfLayout.js';
 import { type LabelEdge, readLabelTree } from './labelTree.js';
 import type { DatasetSpec } from './spec.js';
+import { DEFAULT_MAX_TEXT_LENGTH, limitTextLengths, type LongTextPolicy } from './text-limit.js';
 
 /** Split names, in the order they are read and written; the files are `<split>.csv`. */
 export const SPLITS = ['train', 'valid', 'test'] as const;
@@ -44,6 +45,10 @@ export interface PreprocessOptions {
   dropConflicts?: boolean;
   /** Replace an existing saved dataset at outputDir. */
   overwrite?: boolean;
+  /** Longest cleaned text (or aug_text) in characters; default DEFAULT_MAX_TEXT_LENGTH (8192). */
+  maxTextLength?: number;
+  /** A longer text: refused naming every file:line (default), or cut to maxTextLength. */
+  longTexts?: LongTextPolicy;
   onProgress?: (event: ProgressEvent) => void;
   /** Called with the temporary folder once all files are in it, before it is renamed into place. */
   beforeCommit?: (tempDir: string) => void | Promise<void>;
@@ -65,6 +70,8 @@ export interface SplitReport {
   /** Rows repeating an earlier row's raw text, whatever the label (how the dataset README counts). */
   rawRepeatedRows: number;
   dropped: DropCounts;
+  /** Rows whose text or aug_text was cut to maxTextLength (longTexts 'truncate'). */
+  truncatedRows: number;
   hasAugText: boolean;
   extraColumns: string[];
 }
@@ -73,7 +80,7 @@ export interface PreprocessReport {
   dataset: { name: string; labels: string[] };
   inputDir: string;
   outputDir: string;
-  options: { dropDuplicates: boolean; dropConflicts: boolean };
+  options: { dropDuplicates: boolean; dropConflicts: boolean; maxTextLength: number; longTexts: LongTextPolicy };
   splits: Record<SplitName, SplitReport>;
   /** Texts in more than one split, among the rows written. */
   leaks: { texts: number; groups: LeakGroup[] };
@@ -89,6 +96,8 @@ export async function preprocess(opts: PreprocessOptions): Promise<PreprocessRep
   const dropDuplicates = opts.dropDuplicates ?? false;
   const dropConflicts = opts.dropConflicts ?? false;
   const progress = opts.onProgress ?? (() => {});
+  const maxTextLength = opts.maxTextLength ?? DEFAULT_MAX_TEXT_LENGTH;
+  const longTexts = opts.longTexts ?? 'refuse';
   // Fail before the reading work if the output cannot be written anyway.
   await checkOutputDir(outputDir, opts.overwrite ?? false);
 
@@ -97,6 +106,13 @@ export async function preprocess(opts: PreprocessOptions): Promise<PreprocessRep
     const file = path.join(inputDir, `${split}.csv`);
     progress({ stage: 'read', split, message: `reading ${file}` });
     read.push(await readSplitCsv(file, split, spec));
+  }
+  // Before anything else looks at the texts: a huge one is refused here, not minutes later in training.
+  const truncatedRows: number[] = [];
+  for (const [i, rows] of read.entries()) {
+    const limited = limitTextLengths(rows, maxTextLength, longTexts);
+    read[i] = limited.rows;
+    truncatedRows.push(limited.truncatedRows);
   }
   const treeFile = path.join(inputDir, LABEL_TREE_FILE);
   const edges = await readLabelTree(treeFile);
@@ -122,6 +138,7 @@ export async function preprocess(opts: PreprocessOptions): Promise<PreprocessRep
       conflicts: check.conflicts,
       rawRepeatedRows: check.rawRepeatedRows,
       dropped,
+      truncatedRows: truncatedRows[i]!,
       hasAugText: rows.hasAugText,
       extraColumns: rows.extraColumns,
     };
@@ -148,7 +165,7 @@ export async function preprocess(opts: PreprocessOptions): Promise<PreprocessRep
     dataset: { name: spec.name, labels: [...spec.labels] },
     inputDir,
     outputDir,
-    options: { dropDuplicates, dropConflicts },
+    options: { dropDuplicates, dropConflicts, maxTextLength, longTexts },
     splits: reports,
     leaks: { texts: leakGroups.length, groups: leakGroups },
     labelTree: edges && {

@@ -108,6 +108,28 @@ export interface EngineStats extends NativeEngineStats {
 
 const FINISH: readonly (FinishReason | undefined)[] = [undefined, 'stop', 'length', 'abort'];
 
+/**
+ * A request the engine refuses or a sequence it cannot continue; `request` is the index into the
+ * requests given to generate()/stream(), so that callers can name their own row (split, CSV line).
+ *   prompt_too_long: the prompt alone fills the model's context (`limit` = max positions);
+ *   kv_budget:       one sequence needs more KV blocks than the pool holds (`minBudgetBytes` would do);
+ *   non_finite:      the model's log-prob of a sampled token is NaN or infinite (non-finite weights or logits).
+ */
+export class EngineRequestError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'prompt_too_long' | 'kv_budget' | 'non_finite',
+    readonly request: number,
+    readonly details: { promptTokens?: number; limit?: number; sequenceTokens?: number; minBudgetBytes?: number; budgetBytes?: number; sample?: number } = {},
+  ) {
+    super(message);
+    this.name = 'EngineRequestError';
+  }
+}
+
+/** Tokens a native request generates at most when maxTokens is not given (native SamplingParams default). */
+const DEFAULT_MAX_TOKENS = 16;
+
 export class Engine {
   private readonly native: NativeEngineHandle;
   private readonly tokenizer: Tokenizer | undefined;
@@ -177,6 +199,27 @@ export class Engine {
     };
   }
 
+  /** The model's context: prompt + generated tokens of one sequence stop at this many positions. */
+  get maxPositions(): number {
+    return this.lm.config.maxPositions;
+  }
+
+  /**
+   * KV bytes one sequence of `tokens` positions (capped at the context) needs: the smallest
+   * kvBudgetBytes with which a request of that length is accepted.
+   */
+  minKvBudgetBytes(tokens: number): number {
+    const s = this.native.stats();
+    const len = this.maxPositions > 0 ? Math.min(tokens, this.maxPositions) : tokens;
+    return Math.ceil(len / s.blockSize) * s.blockBytes;
+  }
+
+  /** The KV pool's size in bytes. */
+  get kvBudgetBytes(): number {
+    const s = this.native.stats();
+    return s.numBlocks * s.blockBytes;
+  }
+
   resetStats(): void {
     this.native.resetStats();
   }
@@ -195,6 +238,7 @@ export class Engine {
   private async *events(requests: readonly GenerateRequest[], opts: GenerateOptions): AsyncGenerator<NativeStepEvents> {
     if (this.busy) throw new Error('Engine: a generation is already running on this engine; await or abort it first');
     const native = requests.map((r, i) => this.nativeRequest(r, i));
+    requests.forEach((r, i) => this.checkFits(r, i));
     this.busy = true;
     try {
       const signal = opts.signal;
@@ -211,11 +255,30 @@ export class Engine {
         }
         const ev = await this.native.step();
         active = ev.active;
+        checkFinite(ev);
         yield ev;
       }
     } finally {
       if (this.native.active()) this.native.abort();
       this.busy = false;
+    }
+  }
+
+  /** The engine's length limits, checked here so that the error carries the request index and the figures. */
+  private checkFits(r: GenerateRequest, i: number): void {
+    const P = r.prompt.length;
+    const ctx = this.maxPositions;
+    if (ctx > 0 && P >= ctx)
+      throw new EngineRequestError(`Engine: requests[${i}]: the prompt has ${P} tokens; the model's context holds ${ctx} positions (config.json max_position_embeddings), with room for at least one generated token`, 'prompt_too_long', i, { promptTokens: P, limit: ctx });
+    const longest = P + (r.maxTokens ?? DEFAULT_MAX_TOKENS);
+    const need = this.minKvBudgetBytes(longest);
+    const have = this.kvBudgetBytes;
+    if (need > have) {
+      const st = this.native.stats();
+      throw new EngineRequestError(
+        `Engine: requests[${i}]: one sequence of ${Math.min(longest, ctx > 0 ? ctx : longest)} tokens (prompt ${P} + maxTokens ${r.maxTokens ?? DEFAULT_MAX_TOKENS}) needs ${need / st.blockBytes} KV blocks but the pool holds ${st.numBlocks} (${st.blockBytes} bytes each); raise kvBudgetBytes to at least ${need} or lower maxTokens`,
+        'kv_budget', i, { promptTokens: P, sequenceTokens: longest, minBudgetBytes: need, budgetBytes: have },
+      );
     }
   }
 
@@ -275,4 +338,19 @@ function abortAll(requests: readonly GenerateRequest[]): NativeStepEvents {
     finish: new Uint8Array(k).fill(3),
     active: false,
   };
+}
+
+/** Throws when a sampled token's log-prob is NaN or infinite: the logits were (NaN weights, an overflow), and sampling from them is noise. */
+function checkFinite(ev: NativeStepEvents): void {
+  for (let i = 0; i < ev.token.length; i++) {
+    if (ev.token[i]! < 0) continue;
+    const lp = ev.logprob[i]!;
+    if (!Number.isFinite(lp)) {
+      const r = ev.request[i]!;
+      throw new EngineRequestError(
+        `Engine: requests[${r}] sample ${ev.sample[i]}: the model's log-prob of the sampled token ${ev.token[i]} is ${lp}: its logits are not finite (NaN or infinite weights in the model or adapter, or an overflow); the sample would be noise`,
+        'non_finite', r, { sample: ev.sample[i]! },
+      );
+    }
+  }
 }

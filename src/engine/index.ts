@@ -1,6 +1,7 @@
 /** The sampling engine: paged KV cache, continuous batching, prefix sharing, per-request sampling. */
 export {
   Engine,
+  EngineRequestError,
   type EngineOptions,
   type EngineStats,
   type FinishReason,

@@ -383,6 +383,12 @@ function savedName(name: string): string {
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
+/** Index of the first NaN or infinity in `v`, or -1. */
+export function firstNonFinite(v: Float32Array): number {
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return i;
+  return -1;
+}
+
 /**
  * Loads a PEFT LoRA folder onto `lm`: validates adapter_config.json, creates the adapter with
  * its r, lora_alpha, lora_dropout, use_rslora and target_modules, and sets every tensor from
@@ -453,6 +459,9 @@ export async function loadAdapter(lm: CausalLM, dir: string): Promise<LoraAdapte
         if (e instanceof SafetensorsError) throw new AdapterError(weightsFile, e.problem, { tensor: name }, { cause: e });
         throw e;
       }
+      // A NaN/Inf adapter would load and evaluate to 0% accuracy without a word (cheap to check).
+      const bad = firstNonFinite(values);
+      if (bad >= 0) throw new AdapterError(weightsFile, `holds a non-finite value (${values[bad]} at flat index ${bad}); the adapter is corrupt or was saved from a diverged run`, { tensor: name });
       adapter.setParam(p.name, values);
     }
     return adapter;

@@ -148,5 +148,14 @@ export async function loadTokenizer(modelDir: string, options: LoadTokenizerOpti
   }
 
   const chatTemplate = choice === null ? null : new ChatTemplate(choice.source, choice.origin, special.strings);
-  return new Tokenizer({ modelDir, hf, special, chatTemplate, modelType, modelVocabSize });
+  const tokenizer = new Tokenizer({ modelDir, hf, special, chatTemplate, modelType, modelVocabSize });
+  // An id past the embedding rows would be found only at the first generation (after a run folder
+  // exists): refuse the pair here, naming both files and both numbers.
+  if (modelVocabSize !== null && tokenizer.vocabSize > modelVocabSize) {
+    throw new TokenizerLoadError(
+      `${files.tokenizer} has token ids up to ${tokenizer.vocabSize - 1} (${tokenizer.vocabSize} ids) but ${files.modelConfig} field "vocab_size" is ${modelVocabSize}: ` +
+        'the tokenizer does not belong to this model (or vocab_size is wrong)',
+    );
+  }
+  return tokenizer;
 }

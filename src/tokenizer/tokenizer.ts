@@ -61,6 +61,12 @@ export class Tokenizer {
   readonly supportsSystemRole: boolean;
   /** The chat template, or null when the folder has none (applyChatTemplate then throws). */
   readonly chatTemplate: ChatTemplate | null;
+  /**
+   * The longest vocabulary entry in characters (byte-level entries count one per byte). A token
+   * covers at most this many characters of text, so a text of c characters has at least
+   * c / maxTokenChars tokens: a bound on prompt length known before tokenizing.
+   */
+  readonly maxTokenChars: number;
 
   private readonly hf: HfTokenizer;
 
@@ -75,8 +81,13 @@ export class Tokenizer {
     this.padTokenId = parts.special.padTokenId;
     this.bosTokenId = parts.special.bosTokenId;
     let maxId = -1;
-    for (const id of parts.hf.get_vocab(true).values()) if (id > maxId) maxId = id;
+    let longest = 1;
+    for (const [tok, id] of parts.hf.get_vocab(true)) {
+      if (id > maxId) maxId = id;
+      if (tok.length > longest) longest = tok.length;
+    }
     this.vocabSize = maxId + 1;
+    this.maxTokenChars = longest;
     this.supportsSystemRole = probeSystemRole(parts.chatTemplate);
   }
 

@@ -305,6 +305,15 @@ export const FIELDS = {
   group_size: int(4, 'grpo', 'completions sampled per prompt (TRL num_generations)', { min: 1 }),
   /** Generation budget in tokens per completion (TRL: max_completion_length). */
   max_new_tokens: int(300, 'sampling', 'generation budget per completion, in tokens', { min: 1 }),
+  /**
+   * Longest prompt in tokens (TRL's max_prompt_length). A longer prompt is cut to its last N tokens
+   * (long_prompts 'truncate', as TRL does: the chat template's assistant header stays) or left out
+   * (long_prompts 'skip': not trained on, not in the metrics); both are counted. null: no limit, and a
+   * prompt that does not fit the model's context is an error naming its split and row.
+   */
+  max_prompt_length: int(null, 'sampling', 'longest prompt in tokens; longer ones are cut to their last N tokens (as TRL) or skipped (--long_prompts), and counted', { min: 1 }, 'none'),
+  /** What max_prompt_length does to a longer prompt. */
+  long_prompts: choice('truncate', ['truncate', 'skip'] as const, 'sampling', 'what --max_prompt_length does to a longer prompt: truncate (keep the last N tokens) or skip'),
 
   // ---- optimisation ----
   /** Passes over the training prompts. */

@@ -5,11 +5,11 @@
  * shipped sample data/sample/ED_sample_4.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DATASET_DICT_FILE, datasetSpec, loadDataset, preprocess, type LoadedDataset } from '../data/index.js';
+import { DATASET_DICT_FILE, DatasetError, datasetSpec, loadDataset, preprocess, type LoadedDataset } from '../data/index.js';
 
 /** The package's root folder (the one with package.json), from this file's location. */
 export function packageRoot(): string {
@@ -42,10 +42,36 @@ export interface OpenDatasetOptions {
   preprocessInto?: string;
 }
 
+const CSV_SPLITS = ['train.csv', 'valid.csv', 'test.csv'];
+
+/**
+ * Throws a DatasetError unless `dir` is one of the two layouts: says whether the folder exists at
+ * all, which layouts were looked for, and what the folder holds instead.
+ */
+export async function checkDataFolder(dir: string): Promise<'arrow' | 'csv'> {
+  const layouts = `a preprocessed dataset (${DATASET_DICT_FILE}, from \`rrec-emotion preprocess\` or datasets' save_to_disk) or a folder of CSV splits (${CSV_SPLITS.join(', ')})`;
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new DatasetError(`--data_dir is not a folder; expected ${layouts}`, { file: dir });
+    names = await readdir(dir);
+  } catch (e) {
+    if (e instanceof DatasetError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DatasetError(code === 'ENOENT' ? `--data_dir: no such folder (expected ${layouts})` : `--data_dir: cannot read the folder (${code ?? String(e)})`, { file: dir, cause: e });
+  }
+  if (names.includes(DATASET_DICT_FILE)) return 'arrow';
+  const csvs = CSV_SPLITS.filter((f) => names.includes(f));
+  if (csvs.length === CSV_SPLITS.length) return 'csv';
+  const shown = names.filter((n) => !n.startsWith('.')).sort();
+  const holds = shown.length === 0 ? 'it is empty' : `it holds ${shown.slice(0, 8).join(', ')}${shown.length > 8 ? `, … (${shown.length} entries)` : ''}`;
+  const partial = csvs.length > 0 ? `; of the CSV splits it lacks ${CSV_SPLITS.filter((f) => !csvs.includes(f)).join(', ')}` : '';
+  throw new DatasetError(`--data_dir: neither layout found: looked for ${layouts}; ${holds}${partial}`, { file: dir });
+}
+
 /** Loads `dataDir` (Arrow, or CSV preprocessed first); `arrowDir` is where the Arrow data is, null when temporary. */
 export async function openDataset(dataDir: string, opts: OpenDatasetOptions): Promise<{ dataset: LoadedDataset; arrowDir: string | null }> {
   const abs = resolve(dataDir);
-  if (isArrowDataset(abs)) return { dataset: await loadDataset(abs), arrowDir: abs };
+  if ((await checkDataFolder(abs)) === 'arrow') return { dataset: await loadDataset(abs), arrowDir: abs };
   const spec = datasetSpec(opts.datasetName, opts.labels ? [...opts.labels] : undefined);
   if (opts.preprocessInto !== undefined) {
     const out = resolve(opts.preprocessInto);

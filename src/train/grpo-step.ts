@@ -110,10 +110,15 @@ export async function grpoStep<E extends GrpoExample>(
   const adapter = ctx.adapter;
   const t0 = performance.now();
   // ---- rollouts
-  const results = await ctx.engine.generate(
-    examples.map((ex, i) => ({ ...cfg.sampling, prompt: ex.promptIds, n: G, maxTokens: cfg.maxNewTokens, seed: rolloutSeed(cfg.seed, step, i) })),
-    { adapter },
-  );
+  let results;
+  try {
+    results = await ctx.engine.generate(
+      examples.map((ex, i) => ({ ...cfg.sampling, prompt: ex.promptIds, n: G, maxTokens: cfg.maxNewTokens, seed: rolloutSeed(cfg.seed, step, i) })),
+      { adapter },
+    );
+  } catch (e) {
+    throw new Error(`grpoStep (step ${step + 1}): sampling the rollouts of the batch's prompts failed: ${(e as Error).message}`, { cause: e });
+  }
   const t1 = performance.now();
   // ---- rewards and advantages
   const B = examples.length * G;
@@ -157,6 +162,7 @@ export async function grpoStep<E extends GrpoExample>(
   const totalTokens = layouts.reduce((a, l) => a + countLossTokens({ offsets: l.offsets, mask: l.mask, truncated: l.truncated }, cfg.maskTruncated), 0);
   const tRef = performance.now();
   const refLogps = cfg.beta > 0 ? await Promise.all(layouts.map(async (l) => (await ctx.lm.forward(l.batch, { keepForBackward: false })).logp)) : null;
+  refLogps?.forEach((lp) => checkFiniteLogp(lp, step, "the reference model's log-probs (for the KL term)"));
   const refMs = performance.now() - tRef;
   let optimizerMs = 0;
   // ---- policy updates
@@ -171,6 +177,7 @@ export async function grpoStep<E extends GrpoExample>(
     for (let g = 0; g < layouts.length; g++) {
       const l = layouts[g]!;
       const pass = await ctx.lm.forward(l.batch, { adapter, loraDropout: adapter !== null, dropoutSeed: rolloutSeed(cfg.seed + 1, step, it * 1024 + g), recomputeActivations: cfg.recomputeActivations ?? false });
+      checkFiniteLogp(pass.logp, step, `the policy's log-probs (iteration ${it + 1}, micro-batch ${g + 1})`);
       current.push(pass.logp);
       const old = oldLogps ? oldLogps[g]! : pass.logp;
       const scale = cfg.lossType === 'dapo' ? 1 : cfg.lossType === 'bnpo' ? 1 / layouts.length : groups[g]!.length / seqs.length;
@@ -188,6 +195,8 @@ export async function grpoStep<E extends GrpoExample>(
     if (cfg.numIterations > 1 && oldLogps === null) oldLogps = current;
     const tOpt = performance.now();
     gradNorm = await ctx.optimizer.step({ lr: cfg.lr, maxGradNorm: cfg.maxGradNorm, weightDecay: cfg.weightDecay });
+    if (!Number.isFinite(gradNorm))
+      throw new Error(`grpoStep (step ${step + 1}): the gradient norm is ${gradNorm} (iteration ${it + 1}): the loss or its gradient overflowed; the weights are no longer trustworthy, resume from the last checkpoint with a lower learning_rate`);
     optimizerMs += performance.now() - tOpt;
   }
   holder.zeroGrad();
@@ -226,4 +235,12 @@ export async function grpoStep<E extends GrpoExample>(
     metrics[`rewards/${k}/std`] = std(v);
   }
   return { metrics, rewards, advantages, completions };
+}
+
+/** Throws naming the step and what was computed when a log-prob row is NaN or infinite (never a silent NaN loss). */
+function checkFiniteLogp(lp: ArrayLike<number>, step: number, what: string): void {
+  for (let i = 0; i < lp.length; i++) {
+    if (!Number.isFinite(lp[i]!))
+      throw new Error(`grpoStep (step ${step + 1}): ${what} hold a non-finite value (${lp[i]} at target row ${i}): the model's logits are not finite (NaN or infinite weights, or an overflow)`);
+  }
 }

@@ -23,7 +23,8 @@ import { freemem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadedSplit } from '../data/index.js';
 import { Engine } from '../engine/index.js';
-import { evaluate, type EvalExample, type EvaluateResult } from '../eval/run.js';
+import { evaluate, limitPrompts, type EvalExample, type EvaluateResult } from '../eval/run.js';
+import { boundTextForPrompt, checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 import { reportUpdater } from '../report/index.js';
@@ -34,7 +35,9 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { bestDir as bestDirOf, readBestModelInfo, removeBestModel, saveBestModel } from './best-model.js';
 import { ensureBuiltinModel } from './builtin-model.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
+import { cleanStaleTemps, latestCheckpoint, rotateCheckpoints } from './checkpoint-dir.js';
+import { acquireRunLock } from './run-lock.js';
+import { ensureWritableDir } from './writable-dir.js';
 import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig, type TrainConfigInput } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
 import { defaultDataDir, openDataset } from './dataset-source.js';
@@ -84,6 +87,8 @@ export interface FitResult {
   testMetrics: EvalMetrics | null;
   /** The step of the model evaluated on test: bestStep, or the final step when no best was kept. */
   testStep: number | null;
+  /** With max_prompt_length: the training prompts cut and skipped (row indices); null otherwise. */
+  trainPrompts: { truncated: number; skipped: number[] } | null;
 }
 
 /** A rendered example: its text, chat-templated prompt ids and gold label index. */
@@ -142,8 +147,35 @@ export class GrpoTrainer {
   async fit(opts: FitOptions = {}): Promise<FitResult> {
     const cfg = this.config;
     const runDir = resolve(runDirOf(cfg));
-    await mkdir(runDir, { recursive: true });
     const out = opts.stream ?? process.stdout;
+    const say = (s: string) => void out.write(s + '\n');
+    // A read-only or foreign output folder is named now, not after minutes of loading.
+    await ensureWritableDir(cfg.output_dir, '--output_dir');
+    await mkdir(runDir, { recursive: true });
+    // One trainer per run folder; then tidy what a killed one left (a half-written checkpoint's temp folder).
+    const lock = await acquireRunLock(runDir);
+    try {
+      const tidied = await cleanStaleTemps(runDir);
+      if (tidied.removed.length > 0) say(`removed ${tidied.removed.length} temporary folder(s) left by an interrupted write: ${tidied.removed.join(', ')}`);
+      if (tidied.restored.length > 0) say(`restored ${tidied.restored.join(', ')} (a replacement was interrupted between its two renames)`);
+      return await this.fitLocked(runDir, out, opts);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** fit() once the run folder is locked and tidied; whatever ends it, open logs are closed and the model freed. */
+  private async fitLocked(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions): Promise<FitResult> {
+    const closers: (() => unknown)[] = [];
+    try {
+      return await this.fitRun(runDir, out, opts, (f) => closers.push(f));
+    } finally {
+      for (const c of closers.reverse()) await Promise.resolve().then(c).catch(() => undefined);
+    }
+  }
+
+  private async fitRun(runDir: string, out: NodeJS.WritableStream & { isTTY?: boolean }, opts: FitOptions, onExit: (f: () => unknown) => void): Promise<FitResult> {
+    const cfg = this.config;
     let progress: ProgressReporter | null = null;
     const say = (s: string) => (progress ? progress.message(s) : out.write(s + '\n'));
 
@@ -161,17 +193,35 @@ export class GrpoTrainer {
     const labels = cfg.labels ?? [...dataset.labelNames];
     await writeRunInfo(runDir, { config: cfg, model_dir: resolve(modelDir), data_dir: arrowDir ?? dataset.dir, labels });
     const prompter = new Prompter(tokenizer, { labels, ...(cfg.system_prompt ? { systemPrompt: cfg.system_prompt } : {}) });
-    const render = (split: LoadedSplit): Example[] =>
+    // ---- model (its context bounds the prompts), adapter, optimizer (or their checkpointed state), engine
+    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
+    let lmFreed = false;
+    const freeLm = () => {
+      if (!lmFreed) lm.free();
+      lmFreed = true;
+    };
+    onExit(freeLm);
+    const ctx = lm.config.maxPositions;
+    const render = (split: LoadedSplit, name: string): Example[] =>
       Array.from({ length: split.numRows }, (_, i) => {
         const ex = split.get(i);
-        return { text: ex.text, promptIds: prompter.render({ text: ex.text }).ids, label: ex.label };
+        checkTextBeforeTokenizing(ex.text, tokenizer, ctx, `${name} row ${i}`, cfg.max_prompt_length);
+        const text = cfg.max_prompt_length === null ? ex.text : boundTextForPrompt(ex.text, tokenizer, cfg.max_prompt_length);
+        return { text: ex.text, promptIds: prompter.render({ text }).ids, label: ex.label };
       });
-    const train = render(dataset.split('train'));
-    const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid')) : [];
-    const test = cfg.eval_on_test ? render(dataset.split('test')) : [];
-
-    // ---- model, adapter, optimizer (or their checkpointed state), engine
-    const lm = await CausalLM.load(modelDir, { fullFinetune: cfg.full_finetune, matmulPrecision: cfg.matmul_precision, device: cfg.device });
+    let train = render(dataset.split('train'), 'train');
+    // max_prompt_length: training prompts cut or left out here (counted); valid / test ones in evaluate()
+    let trainPrompts: { truncated: number; skipped: number[] } | null = null;
+    if (cfg.max_prompt_length !== null) {
+      const lim = limitPrompts(train, cfg.max_prompt_length, cfg.long_prompts);
+      trainPrompts = { truncated: lim.truncated, skipped: lim.skipped };
+      train = train.flatMap((ex, i) => (lim.prompts[i] === null ? [] : [{ ...ex, promptIds: Int32Array.from(lim.prompts[i]!) }]));
+      if (train.length === 0) throw new Error(`max_prompt_length ${cfg.max_prompt_length} with long_prompts skip leaves no training prompt (all ${lim.skipped.length} are longer)`);
+      if (lim.truncated + lim.skipped.length > 0)
+        say(`max_prompt_length ${cfg.max_prompt_length}: ${lim.truncated} training prompt(s) cut to their last ${cfg.max_prompt_length} tokens, ${lim.skipped.length} skipped`);
+    }
+    const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid'), 'valid') : [];
+    const test = cfg.eval_on_test ? render(dataset.split('test'), 'test') : [];
     let adapter: LoraAdapter | null = cfg.use_lora
       ? lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed })
       : null;
@@ -196,15 +246,30 @@ export class GrpoTrainer {
       say(`removed ${bestDirOf(runDir)} of an earlier run with this run_name`);
     }
     const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
+    // Every prompt fits the context and the KV cache holds the longest sequence: found now, in flag terms, not at step N.
+    checkGenerationLengths({
+      engine,
+      maxNewTokens: cfg.max_new_tokens,
+      sets: [{ split: 'train', prompts: train.map((e) => e.promptIds) }, { split: 'valid', prompts: valid.map((e) => e.promptIds) }, { split: 'test', prompts: test.map((e) => e.promptIds) }],
+      kvBudgetText: `--kv_memory_budget ${cfg.kv_memory_budget}`,
+      maxPromptLength: cfg.max_prompt_length,
+      warn: say,
+    });
     const combined = rewardFromConfig(cfg);
     const algo = await this.createAlgorithm({ cfg, lm, engine, tokenizer, labels, runDir, resumedFrom: lastCheckpoint, adapter, optimizer, say });
     const updateReport = reportUpdater(runDir, say); // report.html: at every logging step, evaluation and the end
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
-      const r = await evaluate(engine, examples, { labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'] });
+      const split = label === 'test' ? 'test' : 'valid';
+      const r = await evaluate(engine, examples, {
+        labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], describe: (i) => `${split} row ${i}`,
+        ...(cfg.max_prompt_length !== null ? { maxPromptLength: cfg.max_prompt_length, longPrompts: cfg.long_prompts } : {}),
+      });
       const m = algo.evalMetrics ? await algo.evalMetrics(examples, r, withAdapter, label) : r.metrics;
-      say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}`);
-      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(m, null, 2) + '\n');
+      const cut = cfg.max_prompt_length === null ? '' : `, prompts cut ${r.promptsTruncated}, skipped ${r.skipped.length}`;
+      say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}${cut}`);
+      const counted = cfg.max_prompt_length === null ? m : { ...m, prompts_truncated: r.promptsTruncated, prompts_skipped: r.skipped.length, skipped_rows: r.skipped };
+      await writeFileAtomic(join(runDir, `eval-${label}.json`), JSON.stringify(counted, null, 2) + '\n');
       samples = examples.slice(0, LOGGED_SAMPLES).map((ex, i) => {
         const p = r.predictions[i]!;
         return { text: ex.text, gold: labels[ex.label]!, pred: p < 0 ? null : labels[p]!, completion: r.completions[i]!.text ?? '' };
@@ -214,6 +279,7 @@ export class GrpoTrainer {
     // Valid evaluations: logged to eval.jsonl, tracked for the best model and early stopping.
     // A fresh run drops every record of an earlier run of this name (-1); a resumed one keeps those up to its step.
     const evalLog = await MetricsLog.open(join(runDir, 'eval.jsonl'), { resumeAfterStep: lastCheckpoint === null ? -1 : step });
+    onExit(() => evalLog.close());
     let lastEval: { step: number; metrics: EvalMetrics } | null = null;
     const evalValid = async (label: string, epoch: number): Promise<(Observation & { metrics: EvalMetrics }) | null> => {
       if (valid.length === 0) return null;
@@ -264,11 +330,16 @@ export class GrpoTrainer {
       return { total: r.total, parts: r.parts };
     };
     const log = await MetricsLog.open(join(runDir, 'metrics.jsonl'), { resumeAfterStep: step });
+    onExit(() => log.close());
     progress = new ProgressReporter({ totalSteps, loggingSteps: cfg.logging_steps, stream: out as never });
     progress.start(step);
     const save = async () => {
       const state = { step, dataOrder: order.state(), early_stopping: stopper.state() };
-      lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, algo.saveExtras ? { beforeCommit: (tmp) => algo.saveExtras!(tmp) } : {});
+      try {
+        lastCheckpoint = await saveCheckpoint(runDir, { lm, adapter, optimizer }, state, algo.saveExtras ? { beforeCommit: (tmp) => algo.saveExtras!(tmp) } : {});
+      } catch (e) {
+        throw checkpointWriteError(e, join(runDir, `checkpoint-${step}`), lastCheckpoint);
+      }
       await rotateCheckpoints(runDir, cfg.save_total_limit, stopper.best?.step ?? null);
     };
     let stopReason: StopReason = 'completed';
@@ -330,12 +401,27 @@ export class GrpoTrainer {
       say(`test split: the model of step ${testStep}${testStep === best?.step ? ' (best by valid accuracy)' : ''}`);
       testMetrics = await evalSplit(test, 'test', testAdapter);
     }
-    lm.free();
+    freeLm();
     await updateReport({ final: true });
     say(`run folder: ${runDir}`);
     return {
       runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,
-      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep,
+      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep, trainPrompts,
     };
   }
+}
+
+/**
+ * A checkpoint that could not be written (disk full, I/O error): the message names the file (from
+ * the underlying error), the checkpoint, and what is safe: the write is atomic, so nothing partial
+ * is left, and the last complete checkpoint resumes the run.
+ */
+export function checkpointWriteError(e: unknown, ckptDir: string, lastComplete: string | null): Error {
+  const err = e as NodeJS.ErrnoException;
+  const safe = lastComplete
+    ? `the last complete checkpoint is ${lastComplete}: free space and resume from it (--resume_from_checkpoint=${lastComplete})`
+    : 'no earlier checkpoint of this run exists';
+  const out = new Error(`writing ${ckptDir} failed: ${err?.message ?? String(e)}. Nothing of it was kept (checkpoints are written to a temporary folder and renamed); ${safe}`, { cause: e }) as NodeJS.ErrnoException;
+  if (err?.code) out.code = err.code;
+  return out;
 }

@@ -79,6 +79,30 @@ export interface WriteSyncedOptions {
   exclusive?: boolean;
 }
 
+const ERRNO_TEXT: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EIO: 'input/output error',
+};
+
+/**
+ * The error of a failed write with the file named: node's write() and fsync() errors carry no
+ * path ("ENOSPC: no space left on device, write"). The code is kept (`.code`), the original is
+ * the cause.
+ */
+export function fileWriteError(e: unknown, file: string): Error {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.path === 'string' && err.path === file) return err;
+  const code = err?.code;
+  const what = code ? `${ERRNO_TEXT[code] ?? err.message} (${code})` : String(err?.message ?? e);
+  const out = new Error(`${file}: cannot write: ${what}`, { cause: e }) as NodeJS.ErrnoException;
+  if (code) out.code = code;
+  out.path = file;
+  return out;
+}
+
 /** Writes a file and fsyncs it (not its folder: a later commit, or writeFileAtomic, syncs that). */
 export async function writeFileSynced(file: string, data: FileData, opts: WriteSyncedOptions = {}): Promise<void> {
   const fh = await open(file, opts.exclusive ? 'wx' : 'w');
@@ -86,6 +110,8 @@ export async function writeFileSynced(file: string, data: FileData, opts: WriteS
     if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
     else for (const chunk of data) await fh.writeFile(chunk);
     await fh.sync();
+  } catch (e) {
+    throw fileWriteError(e, file);
   } finally {
     await fh.close();
   }
@@ -118,7 +144,8 @@ export async function writeFileAtomic(file: string, data: FileData): Promise<voi
     await rename(tmp, abs);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    // name the file the caller asked for, not the temporary one
+    throw (e as NodeJS.ErrnoException).path === tmp ? fileWriteError((e as Error).cause ?? e, abs) : e;
   }
   await fsyncDir(path.dirname(abs));
 }

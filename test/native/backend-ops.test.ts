@@ -22,6 +22,15 @@ describe.skipIf(noCmake)('test_backend_ops', () => {
     // the run-time loaded CPU backend joined the test without any test code of its own
     expect(out).toMatch(/== cputest: ok/);
     expect(out).toMatch(/backend badabi +unavailable: the library was built for backend ABI version 99/);
+    // every CUDA kernel under the emulator (native/cuda built by g++ as librrec_cuda_emu.so)
+    expect(out).toMatch(/backend cuda-emu +available/);
+    expect(out).toMatch(/== cuda-emu: ok/);
+    const emuChecks = out.split('\n').filter((l) => / cuda-emu /.test(l) && !/^(skip|backend|==)/.test(l));
+    expect(emuChecks.filter((l) => /^FAIL/.test(l))).toEqual([]);
+    // the CUDA backend runs every op of the table
+    expect(out.split('\n').filter((l) => /^skip cuda-emu/.test(l))).toEqual([]);
+    // librrec_cuda.so, where nvcc built it, is listed: available on a GPU machine, else with the runtime's reason
+    if (/backend cuda /.test(out)) expect(out).toMatch(/backend cuda +(available|unavailable: cudaGetDeviceCount failed: cudaError\w+ \(\d+\))/);
     expect(r.status).toBe(0);
   }, 600_000);
 });
