@@ -2,12 +2,14 @@
  * `rrec-emotion infer`: the model's completion (its reasoning, then `<answer>label</answer>`) and
  * the parsed label for each situation given with `--text` (repeatable), `--input=FILE` (one per
  * line) or on stdin (one per line). Greedy by default (`--temperature=0`); a positive temperature
- * samples, seeded by --sampling_seed.
+ * samples, seeded by --sampling_seed. For a RecPO run's weights (or --trainer=recpo) it also
+ * prints the label RecPO decides: the highest similarity of the hidden state at `<answer>`.
  *
  * Exit codes: 0 done, 1 a model / I/O problem, 2 bad usage (flag named).
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { recpoEvalSettings, recpoEvaluate, RECPO_EVAL_FLAGS } from '../recpo/eval-settings.js';
 import { parseAnswer } from '../reward/index.js';
 import { checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import { CliUsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
@@ -26,6 +28,7 @@ const FLAGS: FlagSpecs = {
   batch_size: { type: 'int', help: 'situations per generation batch', default: 32 },
   json: { type: 'boolean', help: 'print one JSON object per situation instead of text', default: false },
   stream: { type: 'boolean', help: 'print each completion as it is generated, one situation at a time (not with --json)', default: false },
+  ...RECPO_EVAL_FLAGS,
 };
 FLAGS.labels = { ...FLAGS.labels!, help: `label names in label-id order, as the prompt lists them (default: the run's, else ${DEFAULT_LABELS.join(',')})` };
 
@@ -105,6 +108,7 @@ export async function runInfer(argv: string[], io: InferCliIO = {}): Promise<num
     texts.forEach((t, i) => checkTextBeforeTokenizing(t, model.tokenizer, model.lm.config.maxPositions, `situation ${i + 1}`));
     const prompts = texts.map((text) => prompter.render({ text }).ids);
     checkGenerationLengths({ engine, maxNewTokens: budget, sets: [{ split: 'input', prompts }], kvBudgetText: 'the KV budget', warn: (m) => void process.stderr.write(`${m}\n`) });
+    const recpo = recpoEvalSettings(flags, model.weightsDir);
     if (flags.json !== true) out([...describeModel(model), ''].join('\n'));
     if (flags.stream === true) {
       if (flags.json === true) throw new CliUsageError('--stream prints text as it comes; it does not combine with --json');
@@ -139,18 +143,23 @@ export async function runInfer(argv: string[], io: InferCliIO = {}): Promise<num
         chunk.map((prompt) => ({ prompt, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] })),
         { adapter: model.adapter },
       );
+      // RecPO: the similarity decision of the same completions (gold labels are not known here: 0 as a placeholder)
+      const sim = recpo ? await recpoEvaluate(model, chunk.map((promptIds) => ({ promptIds, label: 0 })), results.map((r) => r.samples[0]!), labels, recpo) : null;
       results.forEach((r, k) => {
         const i = i0 + k;
         const s = r.samples[0]!;
         const completion = s.text ?? '';
         const parsed = parseAnswer(completion, labels);
         const label = parsed.ok ? parsed.label : null;
+        const simLabel = sim ? labels[sim.predictions[k]!]! : null;
         if (flags.json === true) {
-          out(JSON.stringify({ index: i, text: texts[i], completion, label, invalid_reason: parsed.ok ? null : parsed.reason, tokens: s.tokens.length, finish_reason: s.finishReason }));
+          const extra = sim ? { similarity_label: simLabel, similarity_probs: Object.fromEntries(labels.map((l, j) => [l, sim.probs[k]![j]!])) } : {};
+          out(JSON.stringify({ index: i, text: texts[i], completion, label, invalid_reason: parsed.ok ? null : parsed.reason, ...extra, tokens: s.tokens.length, finish_reason: s.finishReason }));
         } else {
           out(`[${i + 1}] ${texts[i]}`);
           out(`completion: ${completion.replace(/\s*\n\s*/g, ' ').trim()}`);
           out(`label: ${label ?? `(invalid: ${parsed.ok ? '' : parsed.detail})`}`);
+          if (sim) out(`similarity label (RecPO): ${simLabel} (p ${sim.probs[k]![sim.predictions[k]!]!.toFixed(3)})`);
           out('');
         }
       });
