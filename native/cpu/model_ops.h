@@ -28,6 +28,17 @@ void lm_head_logprobs(double* logp, double* lse, double* entropy, const T* hidde
 template <typename T>
 void lm_head_backward(T* dhidden, T* dw, const T* hidden, const Mat& w, const int32_t* targets, const double* lse,
                       const double* dlogp, int n, int C, double softcap);
+// The fused float path behind the two above (lm_head_fused.cc): vocabulary tiles of ~512 KiB of
+// logits consumed in cache (online max / sum-exp / target / entropy, vectorised exp; tiles
+// combined in double), the backward's dlogits tile by tile; the logits are never written in full.
+// On by default; lm_head_fused_set_enabled(false) makes float take the unfused path (lm_head.cc:
+// a chunk's logits in full, std::exp in double), for tests and benchmarks. Returns the previous.
+bool lm_head_fused_set_enabled(bool on);
+bool lm_head_fused_enabled();
+void lm_head_logprobs_fused(double* logp, double* lse, double* entropy, const float* hidden, const Mat& w,
+                            const int32_t* targets, int n, int C, double softcap);
+void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, const Mat& w, const int32_t* targets,
+                            const double* lse, const double* dlogp, int n, int C, double softcap);
 // logits[R, V] = soft-capped hidden W^T, lse[R] of each row (the sampler's log-sum-exp).
 template <typename T>
 void logits_rows(T* logits, double* lse, const T* hidden, const Mat& w, int R, double softcap);
