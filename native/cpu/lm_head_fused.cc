@@ -12,9 +12,10 @@
 //   backward: the tile's logits recomputed (bit-identical: same rows, same product), dz = g (1[v =
 //            target] - p) cap'(z) written over them, then dhidden += dz W_tile (per-thread partial
 //            sums, added in thread order) and dW_tile += dz^T hidden (each tile its own rows of dW).
-// Threads: the tiles of a row block are split over the OpenMP team (static, contiguous), each
-// tile's products run on its thread alone (nested regions run single-threaded). The forward's
-// results do not depend on the thread count; the backward's dhidden depends on it only through
+// Threads: the tiles of a row block (and, for a small vocabulary of under kMinItems tiles, row
+// sub-blocks of it) are split over the OpenMP team (static, contiguous), each item's products on
+// its thread alone (nested regions run single-threaded). The forward's results do not depend on
+// the thread count; the backward's dhidden (and dW with row sub-blocks) depend on it only through
 // the order the per-thread partials are added (fixed for a fixed thread count: bit-reproducible).
 #include <omp.h>
 
@@ -36,6 +37,13 @@ bool gFused = true;  // lm_head_fused_set_enabled
 constexpr int kRowBlock = 256;        // rows per pass over W (W streams once per block)
 constexpr int kTileFloats = 1 << 17;  // logits per tile: 512 KiB of float
 constexpr int kLanes = 16;            // partial sums per row (one zmm; fixed summation order)
+// Work items per row block: at least this many (a small vocabulary has few tiles, so the rows are
+// cut into sub-blocks of >= 32 rows too). A constant, not the thread count: results stay the same
+// whatever the team size (the forward's; the backward's up to the partials' order).
+constexpr int kMinItems = 8;
+
+// Row sub-blocks for nT tiles of a block of R rows.
+int subBlocks(int R, int nT) { return std::clamp((kMinItems + nT - 1) / nT, 1, std::max(1, R / 32)); }
 
 // Columns per vocabulary tile for a block of R rows: ~kTileFloats logits, a multiple of 32 (the
 // kernels' panel width), between 64 and 4096.
@@ -137,15 +145,18 @@ void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const
     tgtLogit.assign(R, 0.f);
     const float* h = hidden + static_cast<size_t>(i0) * C;
     const int32_t* tg = targets + i0;
+    const int S = subBlocks(R, nT), sb = (R + S - 1) / S;
 #pragma omp parallel
     {
-      Buf<float> z(static_cast<size_t>(R) * Vt);
+      Buf<float> z(static_cast<size_t>(sb) * Vt);
 #pragma omp for schedule(static)
-      for (int j = 0; j < nT; j++) {
+      for (int item = 0; item < S * nT; item++) {
+        const int j = item % nT, r0 = item / nT * sb, r1 = std::min(R, r0 + sb);
+        if (r0 >= r1) continue;
         const int v0 = j * Vt, vw = std::min(Vt, V - v0);
-        matmul_forward(z.data(), h, subRows(w, v0, vw), static_cast<const float*>(nullptr), R, false);
-        for (int r = 0; r < R; r++) {
-          float* zr = &z[static_cast<size_t>(r) * vw];
+        matmul_forward(z.data(), h + static_cast<size_t>(r0) * C, subRows(w, v0, vw), static_cast<const float*>(nullptr), r1 - r0, false);
+        for (int r = r0; r < r1; r++) {
+          float* zr = &z[static_cast<size_t>(r - r0) * vw];
           stats[static_cast<size_t>(r) * nT + j] = consumeRow(zr, vw, cap);
           const int t = tg[r] - v0;
           if (t >= 0 && t < vw) tgtLogit[r] = zr[t];  // one tile holds each target: one writer
@@ -177,36 +188,47 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
   // dW in bf16 products only where the forward's were (BF16-stored W), as the decoder's projections.
   const bool bf16Dw = w.bf16Products && w.dtype == DType::BF16;
   const int maxThreads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
-  Buf<float> partial;
+  Buf<float> partial, dwPartial;
   for (int i0 = 0; i0 < n; i0 += kRowBlock) {
     const int R = std::min(kRowBlock, n - i0);
     const int Vt = tileCols(R, V), nT = (V + Vt - 1) / Vt;
     const float* h = hidden + static_cast<size_t>(i0) * C;
+    const int S = subBlocks(R, nT), sb = (R + S - 1) / S;
     const size_t part = static_cast<size_t>(R) * C;
     partial.assign(part * maxThreads, 0.f);
+    // With row sub-blocks (a small vocabulary) two items write the same tile's rows of dW: each
+    // thread then sums into its own copy of dW [V, C], added in thread order below.
+    const bool dwPartials = dw && S > 1;
+    const size_t dwSize = static_cast<size_t>(V) * C;
+    if (dwPartials) dwPartial.assign(dwSize * maxThreads, 0.f);
     int used = 1;
 #pragma omp parallel num_threads(maxThreads)
     {
       const int t = omp_get_thread_num();
 #pragma omp single
       used = omp_get_num_threads();
-      Buf<float> z(static_cast<size_t>(R) * Vt);
+      Buf<float> z(static_cast<size_t>(sb) * Vt);
       float* dh = &partial[part * t];
+      float* dwT = dwPartials ? &dwPartial[dwSize * t] : dw;
 #pragma omp for schedule(static)
-      for (int j = 0; j < nT; j++) {
+      for (int item = 0; item < S * nT; item++) {
+        const int j = item % nT, r0 = item / nT * sb, r1 = std::min(R, r0 + sb);
+        if (r0 >= r1) continue;
         const int v0 = j * Vt, vw = std::min(Vt, V - v0);
         const Mat sub = subRows(w, v0, vw);
-        matmul_forward(z.data(), h, sub, static_cast<const float*>(nullptr), R, false);
-        for (int r = 0; r < R; r++) {
+        const float* hs = h + static_cast<size_t>(r0) * C;
+        matmul_forward(z.data(), hs, sub, static_cast<const float*>(nullptr), r1 - r0, false);
+        for (int r = r0; r < r1; r++) {
           const double lse = lseIn[i0 + r];
           const float lf = static_cast<float>(lse);
           const float corr = static_cast<float>(std::exp(static_cast<double>(lf) - lse));
           const int tt = targets[i0 + r] - v0;
-          dlogitsRow(&z[static_cast<size_t>(r) * vw], vw, tt >= 0 && tt < vw ? tt : -1, static_cast<float>(dlogp[i0 + r]), lf,
+          dlogitsRow(&z[static_cast<size_t>(r - r0) * vw], vw, tt >= 0 && tt < vw ? tt : -1, static_cast<float>(dlogp[i0 + r]), lf,
                      corr, cap);
         }
-        matmul_backward_input(dh, z.data(), sub, R);
-        if (dw) matmul_backward_weight(dw + static_cast<size_t>(v0) * C, static_cast<float*>(nullptr), z.data(), h, R, C, vw, bf16Dw);
+        matmul_backward_input(dh + static_cast<size_t>(r0) * C, z.data(), sub, r1 - r0);
+        if (dw)
+          matmul_backward_weight(dwT + static_cast<size_t>(v0) * C, static_cast<float*>(nullptr), z.data(), hs, r1 - r0, C, vw, bf16Dw);
       }
     }
     float* out = dhidden + static_cast<size_t>(i0) * C;
@@ -215,6 +237,12 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
 #pragma omp parallel for schedule(static) if (part >= (size_t(1) << 16))
       for (size_t k = 0; k < part; k++) out[k] += p[k];
     }
+    if (dwPartials)
+      for (int t = 0; t < used; t++) {
+        const float* p = &dwPartial[dwSize * t];
+#pragma omp parallel for schedule(static) if (dwSize >= (size_t(1) << 16))
+        for (size_t k = 0; k < dwSize; k++) dw[k] += p[k];
+      }
   }
 }
 

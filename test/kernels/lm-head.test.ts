@@ -5,7 +5,7 @@
 //
 // Shapes are awkward on purpose: V not a multiple of any tile width, targets on tile boundaries,
 // 1 row (the dot-product kernels, 4096-column tiles), 300 rows (two row blocks of the fused path),
-// Gemma's final soft-cap on. Weights F32 (full fine-tune: dW too) and BF16 with bf16 products (a
+// a vocabulary of one tile (row sub-blocks), Gemma's final soft-cap on. Weights F32 (full fine-tune: dW too) and BF16 with bf16 products (a
 // LoRA model under matmulPrecision bf16: hidden rounded to bf16, products summed in f32).
 //
 // Tolerances, per row r: E_r = 1e-5 * max_v S_rv + 3e-7 * cap, S_rv = sum_k |h_rk w_vk|, bounds the
@@ -164,6 +164,9 @@ const cases: Case[] = [
   { n: 37, C: 48, V: 7777, cap: 0, scale: 1, dtype: 'BF16_PRODUCTS' },
   { n: 300, C: 32, V: 2500, cap: 0, scale: 1.5, dtype: 'F32' },
   { n: 300, C: 32, V: 2500, cap: 50, scale: 8, dtype: 'BF16_PRODUCTS' },
+  // a small vocabulary: one tile, so the rows are cut into 8 sub-blocks of 32 (dW per-thread partials)
+  { n: 256, C: 16, V: 300, cap: 30, scale: 6, dtype: 'F32' },
+  { n: 256, C: 16, V: 300, cap: 0, scale: 1, dtype: 'BF16_PRODUCTS' },
 ];
 
 describe('LM head log-softmax: fused and unfused against a float64 reference', () => {
