@@ -1,7 +1,9 @@
 // The CPU backend's kernels for work the math core used to loop over itself: LoRA's projections
 // with dropout, the LM head's log-softmax (forward, backward, and the sampling rows' logits),
 // AdamW and the gradient norm, and the row moves (gather, scatter-add, KV writes). Arithmetic and
-// order are the core's before the backend seam, so results are bit-identical to it.
+// order are the core's before the backend seam, so results are bit-identical to it, except the
+// float LM head, which now fuses its log-softmax with the product (lm_head_fused.cc; within float
+// rounding of the unfused path, test/kernels/lm-head.test.ts).
 // T = float or double (activations); shapes in elements, row-major.
 #pragma once
 #include <cstdint>
