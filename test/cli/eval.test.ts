@@ -119,7 +119,7 @@ describe('rrec-emotion eval', () => {
     await refuse(['--limit=ten'], '--limit: expected an integer, got "ten"');
     await refuse(['--eval_batch_size=0'], '--eval_batch_size: expected an integer >= 1, got "0"');
     await refuse(['--max_new_tokens=-3'], '--max_new_tokens: expected an integer >= 1, got "-3"');
-    await refuse(['--splt=test'], /unknown flag "--splt=test"/);
+    await refuse(['--splt=test'], /unknown flag "--splt"; did you mean --split\?/);
     await refuse(['valid'], 'unexpected argument "valid"');
     await refuse(['--output='], '--output: expected a non-empty value, got ""');
     await refuse(['--checkpoint=/a', '--adapter=/b'], 'pass either --checkpoint or --adapter, not both (got --checkpoint="/a" and --adapter="/b")');
