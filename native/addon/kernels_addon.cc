@@ -22,6 +22,12 @@
 //   _loraKernels(on) -> previous setting (the rank-specialised adapter kernels, lora_avx512.cc)
 //   _avx512Kernels(on) -> previous setting (every AVX-512 kernel: off = what a CPU without AVX-512 runs)
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
+//   _lmHeadForward(logp, lse, entropy|null, hidden, w, dtype, targets, n, C, V, softcap, fused?, reps?)
+//   _lmHeadBackward(dhidden, dw|null, hidden, w, dtype, targets, lse, dlogp, n, C, V, softcap, fused?, reps?)
+//     the LM head's log-softmax at the targets and its backward (model_ops.h) on hidden [n, C]
+//     (Float32Array, or Float64Array with F64 weights) against W [V, C]; logp, lse, entropy, dlogp
+//     are Float64Array, targets an Int32Array; dhidden/dw accumulate. fused (default true): the
+//     fused float path (lm_head_fused.cc), false: the unfused one (lm_head.cc). Returns seconds.
 //   _fmaPeak(seconds) -> GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread
 //   _bf16Peak(seconds) -> GFLOP/s of a register-only vdpbf16ps loop (AVX512_BF16: what the bf16
 //     products run on) on every OpenMP thread; null where the CPU lacks AVX512_BF16
@@ -40,6 +46,7 @@
 
 #include "addon/compute_thread.h"
 #include "cpu/matmul_kernels.h"
+#include "cpu/model_ops.h"
 #include "cpu/ops.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -454,6 +461,82 @@ Napi::Value MemReadBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), gbps);
 }
 
+const int32_t* int32s(const Napi::Value& v, size_t need, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an Int32Array");
+  Napi::Int32Array t = v.As<Napi::Int32Array>();
+  if (t.ElementLength() < need) throw Napi::RangeError::New(v.Env(), std::string(what) + ": too short");
+  return t.Data();
+}
+
+bool boolArg(const Napi::CallbackInfo& info, size_t i, bool dflt) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return dflt;
+  if (!info[i].IsBoolean()) throw Napi::TypeError::New(info.Env(), "fused must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+// Runs f with the fused LM head switched to `fused`, restoring the previous setting.
+template <class F>
+void withFused(bool fused, F&& f) {
+  const bool prev = cpu::lm_head_fused_set_enabled(fused);
+  try {
+    f();
+  } catch (...) {
+    cpu::lm_head_fused_set_enabled(prev);
+    throw;
+  }
+  cpu::lm_head_fused_set_enabled(prev);
+}
+
+template <typename T>
+double lmHeadForwardT(const Napi::CallbackInfo& info, const Mat& w, int n, int C, int V) {
+  double* logp = floats<double>(info[0], n, "logp");
+  double* lse = floats<double>(info[1], n, "lse");
+  double* ent = floats<double>(info[2], n, "entropy", true);
+  const T* hidden = floats<T>(info[3], static_cast<size_t>(n) * C, "hidden");
+  const int32_t* tg = int32s(info[6], n, "targets");
+  for (int i = 0; i < n; i++)
+    if (tg[i] < 0 || tg[i] >= V) throw Napi::RangeError::New(info.Env(), "targets[" + std::to_string(i) + "] outside [0, V)");
+  const double cap = info[10].As<Napi::Number>().DoubleValue();
+  const bool fused = boolArg(info, 11, true);
+  return timed(info.Env(), repsArg(info, 12),
+               [&] { withFused(fused, [&] { cpu::lm_head_logprobs<T>(logp, lse, ent, hidden, w, tg, n, C, cap); }); });
+}
+
+Napi::Value LmHeadForward(const Napi::CallbackInfo& info) {
+  const int n = intArg(info, 7, "n", 1), C = intArg(info, 8, "C", 1), V = intArg(info, 9, "V", 1);
+  if (!info[10].IsNumber()) throw Napi::TypeError::New(info.Env(), "softcap must be a number");
+  const Mat w = weightArg(info, 4, 5, V, C);
+  const bool dbl = isF64(info[3]);
+  if (dbl != (w.dtype == DType::F64)) throw Napi::TypeError::New(info.Env(), "Float64Array arrays go with dtype F64 weights only");
+  return Napi::Number::New(info.Env(), dbl ? lmHeadForwardT<double>(info, w, n, C, V) : lmHeadForwardT<float>(info, w, n, C, V));
+}
+
+template <typename T>
+double lmHeadBackwardT(const Napi::CallbackInfo& info, const Mat& w, int n, int C, int V) {
+  T* dh = floats<T>(info[0], static_cast<size_t>(n) * C, "dhidden");
+  T* dw = floats<T>(info[1], static_cast<size_t>(V) * C, "dw", true);
+  const T* hidden = floats<T>(info[2], static_cast<size_t>(n) * C, "hidden");
+  const int32_t* tg = int32s(info[5], n, "targets");
+  for (int i = 0; i < n; i++)
+    if (tg[i] < 0 || tg[i] >= V) throw Napi::RangeError::New(info.Env(), "targets[" + std::to_string(i) + "] outside [0, V)");
+  const double* lse = floats<double>(info[6], n, "lse");
+  const double* dlogp = floats<double>(info[7], n, "dlogp");
+  const double cap = info[11].As<Napi::Number>().DoubleValue();
+  const bool fused = boolArg(info, 12, true);
+  return timed(info.Env(), repsArg(info, 13),
+               [&] { withFused(fused, [&] { cpu::lm_head_backward<T>(dh, dw, hidden, w, tg, lse, dlogp, n, C, cap); }); });
+}
+
+Napi::Value LmHeadBackward(const Napi::CallbackInfo& info) {
+  const int n = intArg(info, 8, "n", 1), C = intArg(info, 9, "C", 1), V = intArg(info, 10, "V", 1);
+  if (!info[11].IsNumber()) throw Napi::TypeError::New(info.Env(), "softcap must be a number");
+  const Mat w = weightArg(info, 3, 4, V, C);
+  const bool dbl = isF64(info[2]);
+  if (dbl != (w.dtype == DType::F64)) throw Napi::TypeError::New(info.Env(), "Float64Array arrays go with dtype F64 weights only");
+  return Napi::Number::New(info.Env(), dbl ? lmHeadBackwardT<double>(info, w, n, C, V) : lmHeadBackwardT<float>(info, w, n, C, V));
+}
+
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -468,6 +551,8 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_avx512Kernels", Napi::Function::New(env, Avx512KernelsSetEnabled, "_avx512Kernels"));
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
+  exports.Set("_lmHeadForward", Napi::Function::New(env, LmHeadForward, "_lmHeadForward"));
+  exports.Set("_lmHeadBackward", Napi::Function::New(env, LmHeadBackward, "_lmHeadBackward"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));
   exports.Set("_bf16Peak", Napi::Function::New(env, Bf16Peak, "_bf16Peak"));
   exports.Set("_memReadBandwidth", Napi::Function::New(env, MemReadBandwidth, "_memReadBandwidth"));

@@ -1,8 +1,12 @@
-// The LM head on the CPU (model_ops.h): logits in chunks of rows (never [n, V] for the whole
-// batch), Gemma2's final soft-cap, the log-softmax gathered at the targets (+ entropy) in double,
-// its backward, and the sampling rows' logits with their log-sum-exp.
+// The LM head on the CPU (model_ops.h): float activations take the fused path
+// (lm_head_fused.cc: vocabulary tiles consumed in cache, never the logits in full); double (the
+// finite-difference build) and float with the fused path switched off take the unfused one here:
+// logits in chunks of rows (never [n, V] for the whole batch), Gemma2's final soft-cap, the
+// log-softmax gathered at the targets (+ entropy) in double with std::exp per element, its
+// backward, and the sampling rows' logits with their log-sum-exp.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cpu/model_ops.h"
 #include "cpu/sampler.h"
@@ -18,6 +22,9 @@ inline int chunkRows(int n, int V) { return std::max(1, std::min(n, (1 << 22) / 
 template <typename T>
 void lm_head_logprobs(double* logp, double* lseOut, double* entropy, const T* hidden, const Mat& w, const int32_t* targets,
                       int n, int C, double cap) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (lm_head_fused_enabled()) return lm_head_logprobs_fused(logp, lseOut, entropy, hidden, w, targets, n, C, cap);
+  }
   const int V = w.rows;
   const int chunk = chunkRows(n, V);
   Buf<T> logits(static_cast<size_t>(chunk) * V);
@@ -48,6 +55,9 @@ void lm_head_logprobs(double* logp, double* lseOut, double* entropy, const T* hi
 template <typename T>
 void lm_head_backward(T* dhidden, T* dw, const T* hidden, const Mat& w, const int32_t* targets, const double* lseIn,
                       const double* dlogp, int n, int C, double cap) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (lm_head_fused_enabled()) return lm_head_backward_fused(dhidden, dw, hidden, w, targets, lseIn, dlogp, n, C, cap);
+  }
   const int V = w.rows;
   const int chunk = chunkRows(n, V);
   Buf<T> logits(static_cast<size_t>(chunk) * V);

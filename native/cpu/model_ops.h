@@ -1,7 +1,9 @@
 // The CPU backend's kernels for work the math core used to loop over itself: LoRA's projections
 // with dropout, the LM head's log-softmax (forward, backward, and the sampling rows' logits),
 // AdamW and the gradient norm, and the row moves (gather, scatter-add, KV writes). Arithmetic and
-// order are the core's before the backend seam, so results are bit-identical to it.
+// order are the core's before the backend seam, so results are bit-identical to it, except the
+// float LM head, which now fuses its log-softmax with the product (lm_head_fused.cc; within float
+// rounding of the unfused path, test/kernels/lm-head.test.ts).
 // T = float or double (activations); shapes in elements, row-major.
 #pragma once
 #include <cstdint>
@@ -28,6 +30,17 @@ void lm_head_logprobs(double* logp, double* lse, double* entropy, const T* hidde
 template <typename T>
 void lm_head_backward(T* dhidden, T* dw, const T* hidden, const Mat& w, const int32_t* targets, const double* lse,
                       const double* dlogp, int n, int C, double softcap);
+// The fused float path behind the two above (lm_head_fused.cc): vocabulary tiles of ~512 KiB of
+// logits consumed in cache (online max / sum-exp / target / entropy, vectorised exp; tiles
+// combined in double), the backward's dlogits tile by tile; the logits are never written in full.
+// On by default; lm_head_fused_set_enabled(false) makes float take the unfused path (lm_head.cc:
+// a chunk's logits in full, std::exp in double), for tests and benchmarks. Returns the previous.
+bool lm_head_fused_set_enabled(bool on);
+bool lm_head_fused_enabled();
+void lm_head_logprobs_fused(double* logp, double* lse, double* entropy, const float* hidden, const Mat& w,
+                            const int32_t* targets, int n, int C, double softcap);
+void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, const Mat& w, const int32_t* targets,
+                            const double* lse, const double* dlogp, int n, int C, double softcap);
 // logits[R, V] = soft-capped hidden W^T, lse[R] of each row (the sampler's log-sum-exp).
 template <typename T>
 void logits_rows(T* logits, double* lse, const T* hidden, const Mat& w, int R, double softcap);

@@ -6,6 +6,8 @@
  * value of the wrong type is an error that names the flag and the value.
  */
 
+import { closeNames } from '../util/close-names.js';
+
 export type FlagType = 'string' | 'int' | 'float' | 'boolean' | 'list';
 
 export interface FlagSpec {
@@ -84,8 +86,8 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs): { flags: 
       raw = 'false';
     }
     if (!spec) {
-      const known = Object.keys(specs).map((k) => `--${k}`).join(', ');
-      throw new CliUsageError(`unknown flag "${arg}"; known flags: ${known}`);
+      const close = closeNames(name, [...Object.keys(specs), 'help']);
+      throw new CliUsageError(`unknown flag "${eq >= 0 ? arg.slice(0, eq) : arg}"${close.length > 0 ? `; did you mean ${close.map((k) => `--${k}`).join(', ')}?` : ''}`);
     }
     if (raw === undefined) {
       if (spec.type === 'boolean') {

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { recpoEvalSettings, recpoEvaluate, RECPO_EVAL_FLAGS } from '../recpo/eval-settings.js';
 import { parseAnswer } from '../reward/index.js';
+import { checkGenerationLengths, checkTextBeforeTokenizing } from '../eval/lengths.js';
 import { CliUsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { intAtLeast, noPositional, nonEmpty, numberAtLeast } from './flag-values.js';
 import { describeModel, engineFor, loadModelFromFlags, maxNewTokens, MODEL_FLAGS, prompterFor, promptLabels } from './model-flags.js';
@@ -26,6 +27,7 @@ const FLAGS: FlagSpecs = {
   sampling_seed: { type: 'int', help: 'seed of the samples when temperature > 0', default: 0 },
   batch_size: { type: 'int', help: 'situations per generation batch', default: 32 },
   json: { type: 'boolean', help: 'print one JSON object per situation instead of text', default: false },
+  stream: { type: 'boolean', help: 'print each completion as it is generated, one situation at a time (not with --json)', default: false },
   ...RECPO_EVAL_FLAGS,
 };
 FLAGS.labels = { ...FLAGS.labels!, help: `label names in label-id order, as the prompt lists them (default: the run's, else ${DEFAULT_LABELS.join(',')})` };
@@ -42,6 +44,8 @@ export function inferHelp(): string {
 
 export interface InferCliIO {
   out?: (text: string) => void;
+  /** Where --stream writes text as it comes, without line ends (default process.stdout.write). */
+  write?: (text: string) => void;
   /** Read when neither --text nor --input is given (default process.stdin when it is not a terminal). */
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }
@@ -100,17 +104,47 @@ export async function runInfer(argv: string[], io: InferCliIO = {}): Promise<num
     const prompter = prompterFor(flags, model, labels);
     const budget = maxNewTokens(flags, model);
     const engine = engineFor(model);
+    // each situation fits the context and the KV cache, said in flag terms before any generation
+    texts.forEach((t, i) => checkTextBeforeTokenizing(t, model.tokenizer, model.lm.config.maxPositions, `situation ${i + 1}`));
+    const prompts = texts.map((text) => prompter.render({ text }).ids);
+    checkGenerationLengths({ engine, maxNewTokens: budget, sets: [{ split: 'input', prompts }], kvBudgetText: 'the KV budget', warn: (m) => void process.stderr.write(`${m}\n`) });
     const recpo = recpoEvalSettings(flags, model.weightsDir);
     if (flags.json !== true) out([...describeModel(model), ''].join('\n'));
+    if (flags.stream === true) {
+      if (flags.json === true) throw new CliUsageError('--stream prints text as it comes; it does not combine with --json');
+      const write = io.write ?? ((t: string) => void process.stdout.write(t));
+      for (let i = 0; i < texts.length; i++) {
+        out(`[${i + 1}] ${texts[i]}`);
+        write('completion: ');
+        const ids: number[] = [];
+        let shown = '';
+        const request = { prompt: prompter.render({ text: texts[i]! }).ids, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] };
+        for await (const chunk of engine.stream([request], { adapter: model.adapter })) {
+          ids.push(...chunk.tokens);
+          // the text so far; a token may end inside a UTF-8 character (decoded as U+FFFD): wait for the rest
+          const text = model.tokenizer.decode(ids, { skipSpecialTokens: true });
+          if (text.endsWith('\uFFFD') && chunk.finishReason === undefined) continue;
+          const flat = text.replace(/\s*\n\s*/g, ' ').trimStart();
+          if (flat.startsWith(shown) && flat.length > shown.length) {
+            write(flat.slice(shown.length));
+            shown = flat;
+          }
+        }
+        write('\n');
+        const parsed = parseAnswer(model.tokenizer.decode(ids, { skipSpecialTokens: true }), labels);
+        out(`label: ${parsed.ok ? parsed.label : `(invalid: ${parsed.detail})`}`);
+        out('');
+      }
+      return 0;
+    }
     for (let i0 = 0; i0 < texts.length; i0 += batchSize) {
-      const chunk = texts.slice(i0, i0 + batchSize);
-      const prompts = chunk.map((text) => prompter.render({ text }).ids);
+      const chunk = prompts.slice(i0, i0 + batchSize);
       const results = await engine.generate(
-        prompts.map((prompt) => ({ prompt, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] })),
+        chunk.map((prompt) => ({ prompt, n: 1, temperature, seed, maxTokens: budget, stop: ['</answer>'] })),
         { adapter: model.adapter },
       );
       // RecPO: the similarity decision of the same completions (gold labels are not known here: 0 as a placeholder)
-      const sim = recpo ? await recpoEvaluate(model, prompts.map((promptIds) => ({ promptIds, label: 0 })), results.map((r) => r.samples[0]!), labels, recpo) : null;
+      const sim = recpo ? await recpoEvaluate(model, chunk.map((promptIds) => ({ promptIds, label: 0 })), results.map((r) => r.samples[0]!), labels, recpo) : null;
       results.forEach((r, k) => {
         const i = i0 + k;
         const s = r.samples[0]!;

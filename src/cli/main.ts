@@ -3,6 +3,7 @@
  * `rrec-emotion <command> [flags]`: the command-line entry point. Each command lives in its own
  * file under src/cli/ and returns an exit code; this file only dispatches.
  */
+import { closeNames } from '../util/close-names.js';
 import { CliUsageError } from './args.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
@@ -11,6 +12,7 @@ import { runInfo } from './info.js';
 import { runPreprocess } from './preprocess.js';
 import { runReport } from './report.js';
 import { runTrain } from './train.js';
+import { packageVersion } from './version.js';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string };
 
@@ -27,19 +29,24 @@ const commands: Record<string, Command> = {
 function usage(): string {
   const lines = ['Usage: rrec-emotion <command> [flags]', '', 'Commands:'];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.help}`);
-  lines.push('', 'Run `rrec-emotion <command> --help` for the flags of a command.');
+  lines.push('', 'Run `rrec-emotion <command> --help` for the flags of a command; `rrec-emotion --version` for the version.');
   return lines.join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(packageVersion());
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
     return name === undefined ? 1 : 0;
   }
   const command = commands[name];
   if (!command) {
-    console.error(`rrec-emotion: unknown command "${name}"\n\n${usage()}`);
+    const close = closeNames(name, Object.keys(commands));
+    console.error(`rrec-emotion: unknown command "${name}"${close.length > 0 ? `; did you mean ${close.join(', ')}?` : ''}\n\n${usage()}`);
     return 2;
   }
   try {

@@ -1,27 +1,78 @@
 /**
- * `rrec-emotion train [flags]`: GRPO training (GrpoTrainer.fit) with the reference project's flags.
- * Every field of TrainConfig is a flag of the same name (`--num_train_epochs=3`, `--model=qwen`,
- * `--resume_from_checkpoint`, `--vllm_gpu_memory_utilization=0.3`, `--early_stopping_patience=3`,
- * `--eval_on_test`, ...). `--trainer=recpo` trains with RecPO instead (src/recpo: its own flags,
+ * `rrec-emotion train [--config FILE] [flags]`: GRPO training (GrpoTrainer.fit). Every field of the
+ * train config is a flag of the same name (`--num_train_epochs=3`, `--model=qwen`, ...), TRL's
+ * names included (`--per_device_train_batch_size`, `--gradient_accumulation_steps`, `--bf16`,
+ * `--warmup_ratio`, `--eval_strategy`, ...); `--config run.yaml|run.json` reads them from a file
+ * and the flags override it. `--trainer=recpo` trains with RecPO instead (src/recpo: its own flags,
  * e.g. `--reward_softmax_weight`, `--similarity_temperature`, and its rollout preset). Ctrl-C
  * stops after the current step with a checkpoint.
  */
 import { recpoFlagSpecs, splitTrainerFlags } from '../recpo/flags.js';
 import { RecpoTrainer } from '../recpo/trainer.js';
-import { configFromFlags, configValuesFromFlags, formatTrainConfigFields, trainFlagSpecs } from '../train/train-flags.js';
+import { resolveTrainConfig, type TrainConfig } from '../train/config.js';
+import { configValuesFromFlags, formatTrainHelp, trainFlagSpecs, wrapText } from '../train/train-flags.js';
 import { GrpoTrainer } from '../train/trainer.js';
-import { parseFlags } from './args.js';
+import { CliUsageError, parseFlags, type FlagSpecs, type ParsedFlags } from './args.js';
+import { mergeConfig, readConfigFile } from './config-file.js';
+import { packageVersion } from './version.js';
+
+const EXTRA_FLAGS = {
+  config: { type: 'string', metavar: 'FILE', help: 'a .yaml/.yml or .json file of these fields (flags override it)' },
+  version: { type: 'boolean', help: 'print the version' },
+} as const satisfies FlagSpecs;
+
+export function trainHelp(): string {
+  const recpo = Object.entries(recpoFlagSpecs()).flatMap(([k, f]) => {
+    const text = wrapText(f.help, 80 - 32 - 1);
+    const head = `  --${k}${f.type === 'boolean' ? '' : `=${f.metavar ?? f.type.toUpperCase()}`}`;
+    const first = head.length < 32 ? [`${head.padEnd(32)}${text[0]}`] : [head, `${' '.repeat(32)}${text[0]}`];
+    return [...first, ...text.slice(1).map((t) => `${' '.repeat(32)}${t}`)];
+  });
+  return (
+    formatTrainHelp('rrec-emotion train [--config FILE] [--trainer=grpo|recpo] [flags]', 'GRPO (default) or RecPO training (SFT warm start, evaluation, checkpoints, resume, early stopping).', {
+      '--config=FILE': EXTRA_FLAGS.config.help,
+      '--version': EXTRA_FLAGS.version.help,
+      '--help': 'show this help',
+    }) + `\n\nTrainer selection and RecPO (--trainer=recpo):\n${recpo.join('\n')}`
+  );
+}
+
+/** The train config's values of parsed flags: the --config file's fields under the flags (not yet checked). */
+async function configValues(flags: ParsedFlags): Promise<{ values: Record<string, unknown>; source: string }> {
+  const { config: configFile, version: _, help: __, ...fieldFlags } = flags;
+  const fileFields = typeof configFile === 'string' ? await readConfigFile(configFile) : {};
+  return { values: mergeConfig(fileFields, configValuesFromFlags(fieldFlags)), source: typeof configFile === 'string' ? `${configFile} and the command line` : 'command line' };
+}
+
+/** The config of parsed train flags (GRPO's): the --config file's fields under the flags. */
+export async function trainConfigFromFlags(flags: ParsedFlags): Promise<TrainConfig> {
+  const { values, source } = await configValues(flags);
+  return resolveTrainConfig(values, { source });
+}
+
+function parseTrainArgv(argv: readonly string[]): ParsedFlags {
+  const { flags, positional } = parseFlags(argv, { ...trainFlagSpecs(), ...recpoFlagSpecs(), ...EXTRA_FLAGS });
+  if (positional.length > 0) throw new CliUsageError(`unexpected argument "${positional[0]}" (flags look like --name=value)`);
+  return flags;
+}
+
+/** The config `rrec-emotion train ARGV` would run GRPO with (no training). */
+export async function trainConfigFromArgv(argv: readonly string[]): Promise<TrainConfig> {
+  return trainConfigFromFlags(splitTrainerFlags(parseTrainArgv(argv)).rest);
+}
 
 export async function runTrain(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log('Usage: rrec-emotion train [--trainer=grpo|recpo] [--flag=value ...]\n\nGRPO (default) or RecPO training; every flag with its default:\n\n' + formatTrainConfigFields());
-    console.log('\nTrainer selection and RecPO (--trainer=recpo) options:\n\n' + Object.entries(recpoFlagSpecs()).map(([k, f]) => `${k}  ${f.help} [${f.metavar ?? f.type}]`).join('\n'));
+    console.log(trainHelp());
     return 0;
   }
-  const { flags, positional } = parseFlags(argv, { ...trainFlagSpecs(), ...recpoFlagSpecs() });
-  if (positional.length > 0) throw new Error(`unexpected argument "${positional[0]}" (flags look like --name=value)`);
+  const flags = parseTrainArgv(argv);
+  if (flags.version === true) {
+    console.log(packageVersion());
+    return 0;
+  }
   const { trainer: kind, recpo, rest } = splitTrainerFlags(flags);
-  const trainer = kind === 'recpo' ? new RecpoTrainer({ ...configValuesFromFlags(rest), ...recpo }) : new GrpoTrainer(configFromFlags(rest));
+  const trainer = kind === 'recpo' ? new RecpoTrainer({ ...(await configValues(rest)).values, ...recpo }) : new GrpoTrainer(await trainConfigFromFlags(rest));
   const abort = new AbortController();
   const onSigint = () => {
     console.error('\nstopping after this step (a checkpoint will be saved); press Ctrl-C again to quit now');

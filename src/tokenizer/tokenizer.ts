@@ -5,7 +5,6 @@
  * Ids cross into the native addon as Int32Array, so `encode` returns one and `decode` accepts any
  * array-like of numbers.
  */
-import type { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ChatTemplateError, type ApplyChatTemplateOptions, type ChatMessage, type ChatTemplate } from './chat-template.js';
 import type { SpecialTokens } from './special-tokens.js';
 
@@ -23,9 +22,22 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
+/**
+ * What Tokenizer uses of `@huggingface/tokenizers`' Tokenizer (load.ts passes one), written out so
+ * that the public .d.ts do not import that package's types (they do not compile under a
+ * consumer's `skipLibCheck: false` with NodeNext resolution).
+ */
+export interface TokenizerBackend {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+}
+
 export interface TokenizerParts {
   modelDir: string;
-  hf: HfTokenizer;
+  hf: TokenizerBackend;
   special: SpecialTokens;
   chatTemplate: ChatTemplate | null;
   /** config.json `model_type`, or null without a config.json. */
@@ -68,7 +80,7 @@ export class Tokenizer {
    */
   readonly maxTokenChars: number;
 
-  private readonly hf: HfTokenizer;
+  private readonly hf: TokenizerBackend;
 
   constructor(parts: TokenizerParts) {
     this.modelDir = parts.modelDir;

@@ -257,6 +257,16 @@ const rewardWeights = z
 
 const maxSteps = intSchema({ min: -1 }).refine((n) => n !== 0, got('expected -1 (off) or a positive integer'));
 
+/** metric_for_best_model: accuracy or macro_f1, also with TRL's "eval_" prefix. */
+const bestMetric = z
+  .enum(['accuracy', 'macro_f1', 'eval_accuracy', 'eval_macro_f1'], got('expected one of accuracy, macro_f1 (or eval_accuracy, eval_macro_f1)'))
+  .transform((v): 'accuracy' | 'macro_f1' => (v.startsWith('eval_') ? (v.slice(5) as 'accuracy' | 'macro_f1') : (v as 'accuracy' | 'macro_f1')));
+
+/** report_to: none or all (a list of them too, as TRL takes). */
+const reportTo = z
+  .union([z.enum(['none', 'all']), z.array(z.enum(['none', 'all'])).length(1)], got('expected none (metrics.jsonl and report.html are written in the run folder; no wandb or tensorboard integration exists)'))
+  .transform((): 'none' => 'none');
+
 const LOSS_TYPES = ['grpo', 'bnpo', 'dapo', 'dr_grpo'] as const satisfies readonly LossType[];
 const ADVANTAGE_VARIANTS = ['groupStd', 'leaveOneOut', 'meanOnly', 'batchStd'] as const satisfies readonly AdvantageVariant[];
 const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const satisfies readonly LrSchedulerType[];
@@ -299,6 +309,15 @@ export const FIELDS = {
   // ---- batch sizes and length ----
   /** Prompts per optimizer step; each is sampled group_size times. */
   train_batch_size: int(4, 'grpo', 'prompts per optimizer step', { min: 1 }),
+  /**
+   * TRL's per_device_train_batch_size: completions (not prompts) per micro-step on the one device.
+   * Given, it sets train_batch_size = per_device_train_batch_size x gradient_accumulation_steps /
+   * group_size prompts per optimizer step (the product must be a multiple of group_size, as TRL
+   * requires); null: train_batch_size decides.
+   */
+  per_device_train_batch_size: int(null, 'grpo', 'TRL: completions per micro-step; sets train_batch_size = this x gradient_accumulation_steps / group_size', { min: 1 }, 'none (train_batch_size decides)'),
+  /** TRL's gradient_accumulation_steps: micro-steps of per_device_train_batch_size completions per optimizer step (only with per_device_train_batch_size). */
+  gradient_accumulation_steps: int(1, 'grpo', 'TRL: micro-steps per optimizer step (with per_device_train_batch_size)', { min: 1 }),
   /** Prompts per generation batch during evaluation. */
   eval_batch_size: int(32, 'checkpoints', 'prompts per generation batch in evaluation', { min: 1 }),
   /** Completions sampled per prompt (TRL: num_generations). */
@@ -325,7 +344,9 @@ export const FIELDS = {
   /** Shape of the learning rate after warm-up. */
   lr_scheduler_type: choice('linear', LR_SCHEDULERS, 'schedule', 'learning-rate shape after warm-up'),
   /** Optimizer steps of linear warm-up from 0 to learning_rate. */
-  warmup_steps: int(32, 'schedule', 'optimizer steps of linear warm-up from 0', { min: 0 }),
+  warmup_steps: int(32, 'schedule', 'optimizer steps of linear warm-up from 0 (TRL: 0)', { min: 0 }),
+  /** HF's warmup_ratio: warm-up over ceil(ratio x the run's steps) steps instead of warmup_steps; null: warmup_steps decides. */
+  warmup_ratio: float(null, 'schedule', "warm-up over this fraction of the run's steps (replaces warmup_steps)", { min: 0, max: 1 }, 'none (warmup_steps decides)'),
   /** AdamW decoupled weight decay. */
   weight_decay: float(0, 'schedule', 'AdamW decoupled weight decay', { min: 0 }),
   /** AdamW beta1. */
@@ -339,7 +360,7 @@ export const FIELDS = {
 
   // ---- GRPO ----
   /** KL coefficient against the reference model; 0 skips the reference forward. */
-  beta: float(0.04, 'grpo', 'KL coefficient; 0 skips the reference model', { min: 0 }),
+  beta: float(0.04, 'grpo', 'KL coefficient; 0 skips the reference model (TRL: 0.0)', { min: 0 }),
   /** Lower clip range of the ratio (1 - epsilon). */
   epsilon: float(0.2, 'grpo', 'lower clip of the ratio (1 - epsilon)', { min: 0, max: 1, lt: true }),
   /** Upper clip range of the ratio (1 + epsilon_high); default = epsilon. */
@@ -416,6 +437,14 @@ export const FIELDS = {
   sft_batch_size: int(8, 'schedule', 'examples per warm-start step', { min: 1 }),
 
   // ---- evaluation, checkpoints, logging ----
+  /** HF's eval_strategy: 'steps' (every eval_steps), 'epoch' (at the end of every epoch) or 'no' (only the final evaluation). */
+  eval_strategy: choice('steps', ['steps', 'epoch', 'no'] as const, 'checkpoints', 'when valid is evaluated: steps (every eval_steps), epoch, no (only the final evaluation)'),
+  /** HF's save_strategy: 'steps' (every save_steps), 'epoch', 'best' (only best/ and the final checkpoint) or 'no' (only the final checkpoint). */
+  save_strategy: choice('steps', ['steps', 'epoch', 'best', 'no'] as const, 'checkpoints', 'when checkpoints are saved: steps (every save_steps), epoch, best or no (best/ and the final checkpoint only)'),
+  /** HF's metric_for_best_model: the valid metric that picks best/ and drives early stopping ("eval_" prefix accepted). */
+  metric_for_best_model: row(bestMetric, { default: 'accuracy', defaultText: 'accuracy', type: 'accuracy|macro_f1', help: 'valid metric that picks best/ and drives early stopping (eval_ prefix accepted)', group: 'checkpoints' }),
+  /** HF's load_best_model_at_end: the best model (best/) replaces the final one for the final valid evaluation, the test split and the result. */
+  load_best_model_at_end: bool(false, 'checkpoints', 'the best model replaces the final one at the end (final evaluation, test split, result)'),
   /** Evaluate on valid before the first step. */
   eval_on_start: bool(false, 'checkpoints', 'evaluate on valid before the first step'),
   /** Evaluate on valid every this many steps; default = save_steps; 0: only at the end. */
@@ -432,8 +461,12 @@ export const FIELDS = {
   early_stopping_patience: int(0, 'checkpoints', 'stop after this many valid evaluations in a row without a higher accuracy; 0: off', { min: 0 }),
   /** At the end, evaluate the best model by valid accuracy (the final one when none was kept) on the test split. */
   eval_on_test: bool(false, 'checkpoints', 'at the end, evaluate the best model (by valid accuracy) on the test split'),
+  /** TRL's log_completions: print one sampled completion with its reward at every logging step. */
+  log_completions: bool(false, 'output', 'print a sampled completion and its reward at every logging step'),
+  /** TRL's report_to: rrec-emotion writes metrics.jsonl and report.html in the run folder; no other integration exists, so only none (or all: the same) is accepted. */
+  report_to: row(reportTo, { default: 'none', defaultText: 'none', type: 'none|all', help: 'logging integrations: none (metrics.jsonl and report.html are always written)', group: 'output' }),
   /** Log a plain progress line every this many steps (metrics JSONL gets every step). */
-  logging_steps: int(1, 'output', 'plain progress line every this many steps', { min: 1 }),
+  logging_steps: int(1, 'output', 'plain progress line every this many steps (TRL: 10)', { min: 1 }),
 } as const satisfies Record<string, FieldRow>;
 
 export type FieldName = keyof typeof FIELDS;
@@ -456,7 +489,14 @@ export interface ConfigAlias {
   readonly field: FieldName;
   readonly note: string;
   readonly schema?: z.ZodType;
+  /** The CLI flag's type when it is not the field's. */
+  readonly flagType?: FlagType;
 }
+
+const bf16 = z
+  .union([z.boolean(), z.enum(['true', 'false'])])
+  .transform((v): 'bf16' | 'fp32' => (v === true || v === 'true' ? 'bf16' : 'fp32'))
+  .meta({ description: "TRL's bf16" });
 
 const fraction = z
   .union([z.number(), z.string()])
@@ -465,7 +505,9 @@ const fraction = z
   .meta({ description: 'a fraction of device memory for the KV cache' });
 
 export const TRAIN_CONFIG_ALIASES = Object.freeze({
-  vllm_gpu_memory_utilization: { field: 'kv_memory_budget', note: 'a fraction of device memory for the KV cache', schema: fraction },
+  vllm_gpu_memory_utilization: { field: 'kv_memory_budget', note: 'a fraction of device memory for the KV cache', schema: fraction, flagType: 'float' },
+  bf16: { field: 'matmul_precision', note: "TRL's bf16: true = bf16 products, false = fp32", schema: bf16, flagType: 'boolean' },
+  evaluation_strategy: { field: 'eval_strategy', note: "older TrainingArguments name" },
   num_generations: { field: 'group_size', note: "TRL's name" },
   max_completion_length: { field: 'max_new_tokens', note: "TRL's name" },
   lora_rank: { field: 'lora_r', note: 'PEFT-style name' },
@@ -474,6 +516,7 @@ export const TRAIN_CONFIG_ALIASES = Object.freeze({
 /** The error of an alias value that its schema refuses. */
 export const ALIAS_PROBLEMS: Readonly<Partial<Record<keyof typeof TRAIN_CONFIG_ALIASES, string>>> = {
   vllm_gpu_memory_utilization: 'expected a fraction in (0, 1]',
+  bf16: 'expected true or false',
 };
 
 type Aliases = typeof TRAIN_CONFIG_ALIASES;

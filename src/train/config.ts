@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import type { AdvantageVariant } from '../grpo/types.js';
+import { closeNames } from '../util/close-names.js';
 import {
   ALIAS_PROBLEMS,
   BUILTIN_MODEL,
@@ -77,32 +78,6 @@ export const TRAIN_CONFIG_FIELDS: readonly TrainConfigField[] = Object.freeze(
 
 const FIELD_BY_NAME = new Map<string, TrainConfigField>(TRAIN_CONFIG_FIELDS.map((f) => [f.name, f]));
 const ALIASES: Readonly<Record<string, ConfigAlias>> = TRAIN_CONFIG_ALIASES;
-
-/** Levenshtein distance, for "did you mean". */
-export function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = row[j]!;
-      row[j] = Math.min(up + 1, row[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** Names of `known` close to `name`: small edit distance, or one contains the other. At most 3. */
-export function closeNames(name: string, known: Iterable<string>): string[] {
-  const n = name.toLowerCase().replace(/-/g, '_');
-  return [...known]
-    .map((k) => ({ k, d: editDistance(n, k) }))
-    .filter(({ k, d }) => d <= Math.max(2, Math.floor(k.length / 4)) || (n.length >= 4 && (k.includes(n) || n.includes(k))))
-    .sort((x, y) => x.d - y.d || x.k.localeCompare(y.k))
-    .slice(0, 3)
-    .map(({ k }) => k);
-}
 
 /** Known field and alias names close to `name`. At most 3. */
 export function closeFieldNames(name: string): string[] {
@@ -233,6 +208,22 @@ export function resolveTrainConfig(partial: unknown, options: ResolveOptions = {
     issues.push({ field: 'reward_weights', value: cfg.reward_weights, problem: `has ${weights.length} weight(s) for ${cfg.reward_funcs.length} reward function(s) [${cfg.reward_funcs.join(', ')}]` });
   }
 
+  // TRL's batch: per_device_train_batch_size x gradient_accumulation_steps completions per optimizer step.
+  let trainBatchSize = cfg.train_batch_size;
+  if (cfg.per_device_train_batch_size !== null) {
+    const completions = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps;
+    if (completions % cfg.group_size !== 0) {
+      issues.push({ field: 'per_device_train_batch_size', value: cfg.per_device_train_batch_size, problem: `x gradient_accumulation_steps ${cfg.gradient_accumulation_steps} = ${completions} completions per step, not a multiple of group_size ${cfg.group_size} (every prompt is sampled group_size times)` });
+    } else {
+      trainBatchSize = completions / cfg.group_size;
+      if (explicit('train_batch_size') && cfg.train_batch_size !== trainBatchSize) {
+        issues.push({ field: 'train_batch_size', value: cfg.train_batch_size, problem: `conflicts with per_device_train_batch_size ${cfg.per_device_train_batch_size} x gradient_accumulation_steps ${cfg.gradient_accumulation_steps} / group_size ${cfg.group_size} = ${trainBatchSize} prompts per step; give one of them` });
+      }
+    }
+  } else if (cfg.gradient_accumulation_steps !== 1) {
+    issues.push({ field: 'gradient_accumulation_steps', value: cfg.gradient_accumulation_steps, problem: 'counts micro-steps of per_device_train_batch_size completions: give per_device_train_batch_size too (or set train_batch_size, prompts per optimizer step)' });
+  }
+
   // Cross-field rules.
   let useLora = cfg.use_lora;
   if (cfg.full_finetune) {
@@ -251,6 +242,7 @@ export function resolveTrainConfig(partial: unknown, options: ResolveOptions = {
   if (issues.length > 0) throw new TrainConfigError(issues, source);
   return {
     ...(cfg as unknown as TrainConfig),
+    train_batch_size: trainBatchSize,
     epsilon_high: epsilonHigh,
     eval_steps: evalSteps,
     run_name: runName,

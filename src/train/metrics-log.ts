@@ -181,11 +181,17 @@ export interface ProgressOptions {
   keys?: readonly string[];
   /** Word in front of the bar (default "train"). */
   label?: string;
+  /** What one step is, for the rate (default "step": `2.10 s/step`). */
+  unit?: string;
 }
 
+/** The metrics of a GRPO step's line, most wanted first (a narrow terminal drops the last ones). */
 export const DEFAULT_PROGRESS_KEYS: readonly string[] = Object.freeze([
-  'loss', 'reward', 'kl', 'grad_norm', 'learning_rate', 'completions/mean_length',
+  'reward', 'kl', 'loss', 'completions/mean_length', 'learning_rate', 'grad_norm',
 ]);
+
+/** Short names of metrics in a progress line. */
+const SHORT_NAMES: Readonly<Record<string, string>> = { 'completions/mean_length': 'len', learning_rate: 'lr', grad_norm: 'gnorm' };
 
 /** Short number: 4 significant digits, exponent form for very small or large magnitudes. */
 export function formatMetricValue(v: unknown): string {
@@ -219,6 +225,7 @@ export class ProgressReporter {
   private readonly every: number;
   private readonly keys: readonly string[];
   private readonly label: string;
+  private readonly unit: string;
   private startStep = 0;
   private startTime: number;
   /** A bar is on screen (a message must clear it first). */
@@ -233,6 +240,7 @@ export class ProgressReporter {
     this.every = Math.max(1, opts.loggingSteps ?? 1);
     this.keys = opts.keys ?? DEFAULT_PROGRESS_KEYS;
     this.label = opts.label ?? 'train';
+    this.unit = opts.unit ?? 'step';
     this.startTime = this.now();
   }
 
@@ -243,8 +251,8 @@ export class ProgressReporter {
     if (this.tty) this.draw(step, null);
   }
 
-  /** Reports a finished step. */
-  update(record: StepRecord): void {
+  /** Reports a finished step (SFT and evaluation progress have no epoch). */
+  update(record: StepMetrics & { step: number; epoch?: number }): void {
     if (this.tty) this.draw(record.step, record);
     else if (record.step % this.every === 0 || record.step === this.total) this.stream.write(`${this.plainLine(record)}\n`);
   }
@@ -264,39 +272,54 @@ export class ProgressReporter {
     this.barShown = false;
   }
 
-  private timing(step: number): string {
+  /** `eta 14m56s` and `3.20 s/step` ('' before the first step). */
+  private timing(step: number): { eta: string; rate: string } {
     const done = step - this.startStep;
-    if (done <= 0) return '';
+    if (done <= 0) return { eta: '', rate: '' };
     const perStep = (this.now() - this.startTime) / 1000 / done;
-    return `${perStep.toFixed(perStep < 10 ? 2 : 1)} s/step, eta ${formatDuration(perStep * Math.max(0, this.total - step))}`;
+    return { eta: `eta ${formatDuration(perStep * Math.max(0, this.total - step))}`, rate: `${perStep.toFixed(perStep < 10 ? 2 : 1)} s/${this.unit}` };
   }
 
-  private metricsText(record: StepRecord | null, sep: string): string {
-    if (!record) return '';
-    return this.keys
-      .filter((k) => typeof record[k] === 'number')
-      .map((k) => `${k}${sep}${formatMetricValue(record[k])}`)
-      .join(' ');
+  private metricParts(record: StepMetrics | null): string[] {
+    if (!record) return [];
+    return this.keys.filter((k) => typeof record[k] === 'number').map((k) => `${SHORT_NAMES[k] ?? k}=${formatMetricValue(record[k])}`);
   }
 
-  /** `step 20/300 epoch 0.27 loss=0.01 reward=0.85 ... | 3.20 s/step, eta 14m56s` */
-  plainLine(record: StepRecord): string {
-    const head = `${this.label} step ${record.step}/${this.total} epoch ${record.epoch.toFixed(2)}`;
-    const metrics = this.metricsText(record, '=');
+  /** Width a line may take: the terminal's columns less one; plain lines to a file are not cut. */
+  private width(): number {
+    return this.stream.columns !== undefined ? Math.max(40, this.stream.columns - 1) : this.tty ? 79 : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * `head` then as many of `parts` as fit the width, in order (what matters first: the step, the
+   * ETA, then the metrics by importance, the epoch and the rate last).
+   */
+  private fit(head: string, parts: readonly string[]): string {
+    const width = this.width();
+    let line = head;
+    for (const p of parts) {
+      if (p === '') continue;
+      if (line.length + 1 + p.length > width) break;
+      line += ` ${p}`;
+    }
+    return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+  }
+
+  /** `train 20/300 6% eta 14m56s reward=0.85 kl=1.20e-3 loss=0.01 len=42 lr=5.00e-7 gnorm=0.3 epoch 0.27 3.20 s/step` */
+  plainLine(record: StepMetrics & { step: number; epoch?: number }): string {
+    const pct = this.total === 0 ? 100 : Math.floor((100 * record.step) / this.total);
     const t = this.timing(record.step);
-    return [head, metrics].filter((s) => s !== '').join(' ') + (t === '' ? '' : ` | ${t}`);
+    const epoch = typeof record.epoch === 'number' ? `epoch ${record.epoch.toFixed(2)}` : '';
+    return this.fit(`${this.label} ${record.step}/${this.total} ${pct}%`, [t.eta, ...this.metricParts(record), epoch, t.rate]);
   }
 
-  private draw(step: number, record: StepRecord | null): void {
-    const width = Math.max(40, (this.stream.columns ?? 80) - 1);
+  private draw(step: number, record: StepMetrics | null): void {
     const frac = this.total === 0 ? 1 : Math.min(1, step / this.total);
     const barWidth = 20;
     const filled = Math.round(frac * barWidth);
     const bar = `[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}]`;
-    const pct = `${Math.floor(frac * 100)}%`.padStart(4);
-    const parts = [`${this.label} ${step}/${this.total} ${bar} ${pct}`, this.metricsText(record, ' '), this.timing(step)].filter((s) => s !== '');
-    let line = parts.join(' | ');
-    if (line.length > width) line = `${line.slice(0, width - 1)}…`;
+    const t = this.timing(step);
+    const line = this.fit(`${this.label} ${step}/${this.total} ${bar} ${Math.floor(frac * 100)}%`, [t.eta, ...this.metricParts(record), t.rate]);
     this.stream.write(`\r${line}\x1b[K`);
     this.barShown = true;
   }

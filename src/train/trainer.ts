@@ -40,10 +40,12 @@ import { acquireRunLock } from './run-lock.js';
 import { ensureWritableDir } from './writable-dir.js';
 import { BUILTIN_MODEL, kvMemoryBudgetBytes, resolveTrainConfig, runDir as runDirOf, type TrainConfig, type TrainConfigInput } from './config.js';
 import { DataOrder, totalTrainingSteps } from './data-order.js';
-import { defaultDataDir, openDataset } from './dataset-source.js';
+import { defaultDataDir, openDataset, packageRoot } from './dataset-source.js';
+import { runBanner } from './run-banner.js';
+import { loadNative } from '../native.js';
 import { EarlyStopping, type Observation } from './early-stopping.js';
-import { grpoStep } from './grpo-step.js';
-import { MetricsLog, ProgressReporter, type StepRecord } from './metrics-log.js';
+import { grpoStep, type GrpoStepResult } from './grpo-step.js';
+import { MetricsLog, ProgressReporter, formatMetricValue, type StepRecord } from './metrics-log.js';
 import { loadModelPaths, resolveModelPath } from './paths.js';
 import { rewardFromConfig } from './reward-registry.js';
 import { grpoStepConfigFrom } from './step-config.js';
@@ -187,7 +189,8 @@ export class GrpoTrainer {
     const tokenizer = await loadTokenizer(modelDir);
 
     // ---- data: an Arrow folder, or CSV splits preprocessed into the run folder
-    const { dataset, arrowDir } = await openDataset(cfg.data_dir ?? defaultDataDir(), { datasetName: cfg.dataset_name, labels: cfg.labels, preprocessInto: join(runDir, 'data') });
+    const dataDir = cfg.data_dir ?? defaultDataDir();
+    const { dataset, arrowDir } = await openDataset(dataDir, { datasetName: cfg.dataset_name, labels: cfg.labels, preprocessInto: join(runDir, 'data') });
     if (cfg.eval_on_test && !dataset.splitNames.includes('test'))
       throw new Error(`eval_on_test: the dataset at ${dataset.dir} has no test split (splits: ${dataset.splitNames.join(', ')})`);
     const labels = cfg.labels ?? [...dataset.labelNames];
@@ -222,6 +225,15 @@ export class GrpoTrainer {
     }
     const valid = dataset.splitNames.includes('valid') ? render(dataset.split('valid'), 'valid') : [];
     const test = cfg.eval_on_test ? render(dataset.split('test'), 'test') : [];
+
+    const device = await loadNative().describeDevice(cfg.device);
+    for (const line of runBanner({
+      model: cfg.model, modelDir: resolve(modelDir), builtin: cfg.model === BUILTIN_MODEL,
+      tokenizer: { vocabSize: tokenizer.vocabSize, eos: tokenizer.idToToken(tokenizer.eosTokenId), chatTemplate: tokenizer.chatTemplate !== null },
+      dataDir: resolve(dataDir), configuredDataDir: cfg.data_dir, sampleDir: join(packageRoot(), 'data', 'sample'),
+      splits: Object.fromEntries(dataset.splitNames.map((n) => [n, dataset.split(n).numRows])), device, runDir,
+    })) say(line);
+
     let adapter: LoraAdapter | null = cfg.use_lora
       ? lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed })
       : null;
@@ -231,6 +243,8 @@ export class GrpoTrainer {
     let step = 0;
     let lastCheckpoint: string | null = null;
     const stopper = new EarlyStopping(cfg.early_stopping_patience);
+    const bestMetric = cfg.metric_for_best_model;
+    const bestMetricName = bestMetric === 'macro_f1' ? 'macro-F1' : 'accuracy';
     if (cfg.resume_from_checkpoint !== false) {
       const ckpt = cfg.resume_from_checkpoint === true ? (await latestCheckpoint(runDir))?.dir : resolve(cfg.resume_from_checkpoint);
       if (!ckpt) throw new Error(`resume_from_checkpoint: ${runDir} has no checkpoint-<step> folder to resume from`);
@@ -261,10 +275,15 @@ export class GrpoTrainer {
     let samples: SampleCompletion[] = [];
     const evalSplit = async (examples: Example[], label: string, withAdapter: LoraAdapter | null): Promise<EvalMetrics> => {
       const split = label === 'test' ? 'test' : 'valid';
+      // progress over the prompts, a line about every quarter in plain mode
+      const batches = Math.ceil(examples.length / cfg.eval_batch_size);
+      const bar = new ProgressReporter({ totalSteps: examples.length, loggingSteps: cfg.eval_batch_size * Math.max(1, Math.ceil(batches / 4)), stream: out as never, label: `eval ${label}`, unit: 'prompt', keys: [] });
+      bar.start(0);
       const r = await evaluate(engine, examples, {
-        labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], describe: (i) => `${split} row ${i}`,
+        labels, adapter: withAdapter, maxNewTokens: cfg.max_new_tokens, batchSize: cfg.eval_batch_size, stop: ['</answer>'], describe: (i) => `${split} row ${i}`, onProgress: (done) => bar.update({ step: done }),
         ...(cfg.max_prompt_length !== null ? { maxPromptLength: cfg.max_prompt_length, longPrompts: cfg.long_prompts } : {}),
       });
+      bar.finish();
       const m = algo.evalMetrics ? await algo.evalMetrics(examples, r, withAdapter, label) : r.metrics;
       const cut = cfg.max_prompt_length === null ? '' : `, prompts cut ${r.promptsTruncated}, skipped ${r.skipped.length}`;
       say(`eval (${label}): accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macro_f1.toFixed(4)}, invalid ${(m.invalid_rate * 100).toFixed(1)}%, mean length ${m.mean_output_length?.toFixed(1)}${cut}`);
@@ -288,12 +307,12 @@ export class GrpoTrainer {
       // an eval.jsonl line (report/run-data.ts EvalLogRecord) also carries the confusion matrix and sample completions
       const record: EvalLogRecord = { step, epoch, split: 'valid', accuracy: m.accuracy, macro_f1: m.macro_f1, invalid_rate: m.invalid_rate, mean_output_length: m.mean_output_length, per_class: m.per_class, confusion: m.confusion, samples };
       await evalLog.append(record as unknown as StepRecord);
-      const o = stopper.observe(step, m.accuracy);
+      const o = stopper.observe(step, m[bestMetric]); // (the tracker calls its value "accuracy", whichever metric it is)
       if (o.improved) {
         const dir = await saveBestModel(runDir, { lm, adapter }, { step, metrics: m });
-        say(`best valid accuracy so far (${m.accuracy.toFixed(4)} at step ${step}): saved to ${dir}`);
+        say(`best valid ${bestMetricName} so far (${m[bestMetric].toFixed(4)} at step ${step}): saved to ${dir}`);
       } else if (cfg.early_stopping_patience > 0) {
-        say(`no improvement on the best valid accuracy (${stopper.best!.accuracy.toFixed(4)} at step ${stopper.best!.step}) for ${stopper.evalsWithoutImprovement} of ${cfg.early_stopping_patience} evaluation(s)`);
+        say(`no improvement on the best valid ${bestMetricName} (${stopper.best!.accuracy.toFixed(4)} at step ${stopper.best!.step}) for ${stopper.evalsWithoutImprovement} of ${cfg.early_stopping_patience} evaluation(s)`);
       }
       await updateReport({ force: true });
       return { ...o, metrics: m };
@@ -312,18 +331,29 @@ export class GrpoTrainer {
       });
       const sftOrder = new DataOrder({ numExamples: examples.length, batchSize: cfg.sft_batch_size, seed: cfg.seed + 1 });
       const sftSteps = cfg.sft_epochs * sftOrder.batchesPerEpoch;
+      progress = new ProgressReporter({ totalSteps: sftSteps, loggingSteps: cfg.logging_steps, stream: out as never, label: 'sft', keys: ['loss'] });
+      progress.start(0);
       for (let s = 0; s < sftSteps; s++) {
         const b = sftOrder.next();
         const r = await sftStep(lm, Array.from(b.indices, (i) => examples[i]!), { adapter, optimizer: sftOpt, lr: cfg.sft_learning_rate, maxGradNorm: cfg.max_grad_norm, dropoutSeed: s, recomputeActivations: cfg.gradient_checkpointing });
-        if ((s + 1) % Math.max(1, cfg.logging_steps) === 0 || s + 1 === sftSteps) say(`sft ${s + 1}/${sftSteps}: loss ${r.loss.toFixed(4)}`);
+        progress.update({ step: s + 1, epoch: (s + 1) / sftOrder.batchesPerEpoch, loss: r.loss });
       }
+      progress.finish();
+      progress = null;
     }
     await algo.start?.(step);
     const evalBefore = cfg.eval_on_start && step === 0 ? ((await evalValid('start', 0))?.metrics ?? null) : null;
 
     // ---- GRPO
     const totalSteps = totalTrainingSteps({ numExamples: train.length, batchSize: cfg.train_batch_size, epochs: cfg.num_train_epochs, maxSteps: cfg.max_steps });
-    const lrAt = createLrSchedule({ type: cfg.lr_scheduler_type, baseLr: cfg.learning_rate, warmupSteps: cfg.warmup_steps, totalSteps });
+    const warmupSteps = cfg.warmup_ratio !== null ? Math.ceil(cfg.warmup_ratio * totalSteps) : cfg.warmup_steps;
+    if (warmupSteps > totalSteps) {
+      say(`warning: warmup_steps ${warmupSteps} exceeds the run's ${totalSteps} steps: the learning rate rises the whole run and never reaches learning_rate ${cfg.learning_rate}; set --warmup_steps or --warmup_ratio`);
+    }
+    const lrAt = createLrSchedule({ type: cfg.lr_scheduler_type, baseLr: cfg.learning_rate, warmupSteps, totalSteps });
+    // HF's strategies: when valid is evaluated and checkpoints are saved (0: only at the end)
+    const evalEvery = { steps: cfg.eval_steps, epoch: order.batchesPerEpoch, no: 0 }[cfg.eval_strategy];
+    const saveEvery = { steps: cfg.save_steps, epoch: order.batchesPerEpoch, best: 0, no: 0 }[cfg.save_strategy];
     const stepCfg = grpoStepConfigFrom(cfg);
     const reward = (ex: Example, s: { text?: string }) => {
       const r = combined({ label: ex.label, labels }, s.text ?? '');
@@ -358,15 +388,21 @@ export class GrpoTrainer {
       await log.append(record);
       progress.update(record);
       opts.onStep?.(record);
+      if (cfg.log_completions && step % Math.max(1, cfg.logging_steps) === 0 && 'completions' in r && 'rewards' in r) {
+        // (GRPO's step result; another algorithm's step may not carry its completions)
+        const g = r as GrpoStepResult;
+        const text = (g.completions[0]?.[0]?.text ?? '').replace(/\s+/g, ' ').trim();
+        say(`completion (step ${step}, gold ${labels[examples[0]!.label]}, reward ${formatMetricValue(g.rewards[0])}): ${text.length > 240 ? `${text.slice(0, 239)}…` : text}`);
+      }
       if (step % Math.max(1, cfg.logging_steps) === 0) await updateReport();
       if (step === totalSteps) break; // the final evaluation and checkpoint follow the loop
       // Evaluate before saving, so that the checkpoint's early-stopping state includes this step.
-      if (cfg.eval_steps > 0 && step % cfg.eval_steps === 0 && (await evalValid(`step-${step}`, epoch))?.stop) {
+      if (evalEvery > 0 && step % evalEvery === 0 && (await evalValid(`step-${step}`, epoch))?.stop) {
         stopReason = 'early_stopping';
-        say(`early stopping at step ${step}: ${cfg.early_stopping_patience} evaluation(s) without a higher valid accuracy than ${stopper.best!.accuracy.toFixed(4)} (step ${stopper.best!.step})`);
+        say(`early stopping at step ${step}: ${cfg.early_stopping_patience} evaluation(s) without a higher valid ${bestMetricName} than ${stopper.best!.accuracy.toFixed(4)} (step ${stopper.best!.step})`);
         break;
       }
-      if (cfg.save_steps > 0 && step % cfg.save_steps === 0) await save();
+      if (saveEvery > 0 && step % saveEvery === 0) await save();
     }
     progress.finish();
     progress = null;
@@ -387,6 +423,13 @@ export class GrpoTrainer {
     const bestInfo = best ? await readBestModelInfo(runDir) : null;
     const bestDir = best && bestInfo?.step === best.step ? bestDirOf(runDir) : null;
     if (best && !bestDir) say(`warning: ${bestDirOf(runDir)} does not hold the best model of this run (step ${best.step}); its best.json says step ${bestInfo?.step ?? 'none'}`);
+    let loadedBest = false;
+    if (cfg.load_best_model_at_end && best && bestDir && bestInfo && best.step !== step) {
+      adapter = await applyWeights(lm, await locateWeights(bestDir));
+      loadedBest = true;
+      evalAfter = bestInfo.metrics;
+      say(`load_best_model_at_end: the model of step ${best.step} (best valid ${bestMetricName} ${best.accuracy.toFixed(4)}) replaces the final one`);
+    }
 
     // ---- test split: the best model when one was kept, else the final one
     let testMetrics: EvalMetrics | null = null;
@@ -395,10 +438,10 @@ export class GrpoTrainer {
       let testAdapter = adapter;
       testStep = step;
       if (best && bestDir && best.step !== step) {
-        testAdapter = await applyWeights(lm, await locateWeights(bestDir));
+        if (!loadedBest) testAdapter = await applyWeights(lm, await locateWeights(bestDir));
         testStep = best.step;
       }
-      say(`test split: the model of step ${testStep}${testStep === best?.step ? ' (best by valid accuracy)' : ''}`);
+      say(`test split: the model of step ${testStep}${testStep === best?.step ? ` (best by valid ${bestMetricName})` : ''}`);
       testMetrics = await evalSplit(test, 'test', testAdapter);
     }
     freeLm();
@@ -406,7 +449,7 @@ export class GrpoTrainer {
     say(`run folder: ${runDir}`);
     return {
       runDir, modelDir, steps: step, evalBefore, evalAfter, lastCheckpoint, stoppedEarly: stopReason !== 'completed', stopReason,
-      bestStep: best?.step ?? null, bestValidAccuracy: best?.accuracy ?? null, bestDir, testMetrics, testStep, trainPrompts,
+      bestStep: best?.step ?? null, bestValidAccuracy: best ? (bestInfo?.step === best.step ? bestInfo.metrics.accuracy : best.accuracy) : null, bestDir, testMetrics, testStep, trainPrompts,
     };
   }
 }

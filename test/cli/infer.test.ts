@@ -71,6 +71,22 @@ describe('rrec-emotion infer', () => {
     expect(lines.every((l) => l.invalid_reason === null && l.tokens > 0)).toBe(true);
   });
 
+  it('--stream writes each completion as it is generated, in pieces, the same text and label as without it', async () => {
+    const texts = ['i won the lottery today', 'someone keyed my car'];
+    const plain = await infer(texts.map((t) => `--text=${t}`));
+    const pieces: string[] = [];
+    const out: string[] = [];
+    const code = await runInfer([`--model=${model}`, '--max_new_tokens=12', '--stream', ...texts.map((t) => `--text=${t}`)], { out: (t) => out.push(`${t}\n`), write: (t) => (pieces.push(t), out.push(t)) });
+    expect(code).toBe(0);
+    // more than one write per completion (the prefix, then the tokens as they come, then the line end)
+    expect(pieces.length).toBeGreaterThan(2 * texts.length * 3);
+    const streamed = [...out.join('').matchAll(/^\[(\d+)\] (.*)\ncompletion: (.*)\nlabel: (.*)$/gm)].map((b) => b.slice(1, 5));
+    const blocks = [...plain.out.join('\n').matchAll(/^\[(\d+)\] (.*)\ncompletion: (.*)\nlabel: (.*)$/gm)].map((b) => b.slice(1, 5));
+    expect(streamed).toHaveLength(2);
+    expect(streamed).toEqual(blocks);
+    await expect(runInfer([`--model=${model}`, '--stream', '--json', '--text=x'], { out: () => {} })).rejects.toThrow(/--stream .* does not combine with --json/);
+  });
+
   it('--temperature > 0 samples: the same --sampling_seed gives the same output', async () => {
     const args = ['--json', '--temperature=1', '--sampling_seed=7', '--text=my dog died', '--text=the party was wonderful', '--text=the storm scared me'];
     const a = (await infer(args)).out;

@@ -36,3 +36,17 @@ export interface KernelExports {
   /** GFLOP/s of a register-only fp32 FMA loop on every OpenMP thread for `seconds`. */
   _fmaPeak(seconds: number): number;
 }
+
+/** The LM head's test-only exports (native/addon/kernels_addon.cc; fused: lm_head_fused.cc, else lm_head.cc). */
+export interface LmHeadExports {
+  /** logp, lse, entropy (may be null) [n] of hidden [n,C] against W [V,C] at targets. Returns seconds for `reps` runs. */
+  _lmHeadForward(
+    logp: Float64Array, lse: Float64Array, entropy: Float64Array | null, hidden: Floats, w: Uint8Array, dtype: WeightDtype,
+    targets: Int32Array, n: number, C: number, V: number, softcap: number, fused?: boolean, reps?: number,
+  ): number;
+  /** dhidden [n,C] += dz W, dw [V,C] += dz^T hidden (dw may be null), dz from dlogp and the forward's lse. */
+  _lmHeadBackward(
+    dhidden: Floats, dw: Floats | null, hidden: Floats, w: Uint8Array, dtype: WeightDtype, targets: Int32Array,
+    lse: Float64Array, dlogp: Float64Array, n: number, C: number, V: number, softcap: number, fused?: boolean, reps?: number,
+  ): number;
+}

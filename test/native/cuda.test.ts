@@ -6,7 +6,8 @@
 //    without a driver it is listed with the CUDA runtime's reason while 'auto' stays on the CPU
 //  - cuda-emu (every kernel under the emulator): tiny Qwen2, Gemma2 (both soft-caps, window
 //    shorter than the sequence) and Llama models give the CPU backend's log-probs, entropies and
-//    LoRA gradients, and one AdamW step the same weights, within the stated tolerances
+//    LoRA gradients, one AdamW step the same weights, within the stated tolerances, and the engine
+//    (paged attention, KV writes, the sampler) the same greedy tokens
 // The every-op comparison of each kernel is backend-ops.test.ts (test_backend_ops).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeDevice } from '../../src/index.js';
+import { Engine } from '../../src/engine/index.js';
 import { CausalLM, packSequences } from '../../src/model/index.js';
 import { loadNative } from '../../src/native.js';
 import { writeTinyModel } from '../helpers/tiny-models.js';
@@ -44,6 +46,24 @@ describe.skipIf(noCmake)('the CUDA emulator', () => {
     expect(r.stdout, r.stdout + r.stderr).toMatch(/(\d+) passed, 0 failed/);
     expect(r.status).toBe(0);
   });
+});
+
+describe.skipIf(noCmake)('the CUDA kernels under the emulator (C++ tests)', () => {
+  it('test_cuda_gemm: the mma GEMM in its three layouts on every tile edge, K % 8 != 0, several tiles', () => {
+    if (!build.ok) throw new Error(build.reason);
+    const r = spawnSync(join(nativeBuildDir, 'test_cuda_gemm'), [], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/28 passed, 0 failed/);
+    expect(r.status).toBe(0);
+  }, 300_000);
+
+  it('test_cuda_model: tiny Qwen2/Gemma2/Llama (bf16 checkpoints) with f32 and bf16 products', () => {
+    if (!build.ok) throw new Error(build.reason);
+    const dir = join(root, 'cxx-models');
+    const r = spawnSync(join(nativeBuildDir, 'test_cuda_model'), ['--device', 'cuda-emu', '--dir', dir], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/(\d+) passed, 0 failed/);
+    expect(r.stdout).toMatch(/gemma2 on cuda-emu bf16 products: log-probs/);
+    expect(r.status).toBe(0);
+  }, 300_000);
 });
 
 describe.skipIf(noCmake || !hasNvcc)('librrec_cuda.so (nvcc found)', () => {
@@ -125,8 +145,13 @@ describe.skipIf(noCmake)('cuda-emu: tiny models end to end against the CPU backe
         const grads = ad.params().map((p) => Array.from(ad.getGrad(p.name)));
         const norm = await opt.step({ lr: 1e-2 });
         const weights = ad.params().map((p) => Array.from(ad.getParam(p.name)));
+        // the engine (paged attention, KV writes, logits, the sampler) greedy with the trained adapter
+        const engine = new Engine(lm, { kvBudgetBytes: 1 << 22 });
+        const gen = await engine.generate([{ prompt: [1, 2, 3, 4, 5], maxTokens: 8, n: 1, temperature: 0, seed: 4 }], { adapter: ad });
+        engine.free();
         lm.free();
-        return { logp: Array.from(pass.logp), entropy: Array.from(pass.entropy!), grads, norm, weights };
+        const greedy = Array.from(gen[0]!.samples[0]!.tokens);
+        return { logp: Array.from(pass.logp), entropy: Array.from(pass.entropy!), grads, norm, weights, greedy };
       };
       const cpu = await run('cpu');
       const emu = await run('cuda-emu');
@@ -142,6 +167,8 @@ describe.skipIf(noCmake)('cuda-emu: tiny models end to end against the CPU backe
       let wErr = 0;
       for (let i = 0; i < cpu.weights.length; i++) wErr = Math.max(wErr, maxAbsDiff(emu.weights[i]!, cpu.weights[i]!));
       expect(wErr).toBeLessThan(1e-4);
+      expect(emu.greedy).toEqual(cpu.greedy);
+      expect(emu.greedy.length).toBe(8);
     }, 300_000);
   }
 });

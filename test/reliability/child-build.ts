@@ -44,5 +44,10 @@ export function childSources(): string {
   } catch {
     rmSync(tmp, { recursive: true, force: true }); // another test file made it first
   }
+  // copies of older sources are of no further use
+  for (const name of readdirSync(join(REPO, 'tmp'))) {
+    const p = join(REPO, 'tmp', name);
+    if (name.startsWith('child-src-') && !name.includes('.part-') && p !== out) rmSync(p, { recursive: true, force: true });
+  }
   return out;
 }

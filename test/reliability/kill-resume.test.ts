@@ -5,22 +5,21 @@
 // found stale and taken over, and while it was alive a second trainer on the same folder was
 // refused. (test/train/resume.test.ts and trainer.test.ts cover resume within one process.)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { datasetSpec, preprocess } from '../../src/data/index.js';
-import { lenmlTokenizerDir } from '../../src/tokenizer/index.js';
 import { RUN_LOCK_FILE } from '../../src/train/run-lock.js';
 import { GrpoTrainer } from '../../src/train/trainer.js';
-import { writeTinyModel } from '../helpers/tiny-models.js';
+import { writeAnswerModel } from '../helpers/answer-model.js';
 import { childSources, REPO } from './child-build.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rrec-rel-kill-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const modelDir = join(root, 'tiny-qwen');
-writeTinyModel(modelDir, 'qwen2', { overrides: { vocab_size: 151936, hidden_size: 32, intermediate_size: 64, num_attention_heads: 2, num_key_value_heads: 1, eos_token_id: 151645, bos_token_id: 151643 } as never });
-for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(lenmlTokenizerDir('qwen2_5'), f), join(modelDir, f));
+// a model that answers in the format with varied labels, so that rewards differ within a group and
+// every step changes the adapter and the optimizer state (a random model earns 0 everywhere)
+const modelDir = await writeAnswerModel(join(root, 'answer'), ['sad', 'joyful', 'angry', 'afraid']);
 const runs = join(root, 'runs');
 // a small slice of the sample data, preprocessed once (the children then read Arrow, copying nothing)
 const csvDir = join(root, 'csv');
@@ -32,9 +31,9 @@ for (const [split, n] of [['train', 8], ['valid', 4], ['test', 4]] as const) {
 const arrowDir = join(root, 'arrow');
 await preprocess({ inputDir: csvDir, outputDir: arrowDir, dataset: datasetSpec('ED_easy_4') });
 const base = {
-  model: modelDir, data_dir: arrowDir, output_dir: runs, seed: 5, train_batch_size: 2, group_size: 2,
-  max_new_tokens: 4, max_steps: 4, save_steps: 1, eval_steps: 0, eval_batch_size: 40, learning_rate: 1e-2, warmup_steps: 0,
-  lr_scheduler_type: 'constant' as const, lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 1, save_total_limit: 0,
+  model: modelDir, data_dir: arrowDir, output_dir: runs, seed: 5, train_batch_size: 2, group_size: 4,
+  max_new_tokens: 12, max_steps: 4, save_steps: 1, eval_steps: 0, eval_batch_size: 40, learning_rate: 1e-2, warmup_steps: 0,
+  lr_scheduler_type: 'constant' as const, lora_r: 4, lora_alpha: 8, sft_epochs: 0, logging_steps: 100, save_total_limit: 0, temperature: 3, top_k: 2,
 };
 
 const CHILD = `
@@ -78,9 +77,10 @@ async function runChild(cfg: Record<string, unknown>): Promise<void> {
   const r = await startChild(cfg, null).done;
   if (r.code !== 0) throw new Error(`child trainer failed (${r.code ?? r.signal}): ${r.stderr}`);
 }
-async function waitFor(cond: () => boolean, what: string, ms = 90_000): Promise<void> {
+async function waitFor(cond: () => boolean, what: string, child: ChildProcess, ms = 120_000): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the child exited (${child.exitCode ?? child.signalCode}) before ${what}`);
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -109,40 +109,44 @@ describe('kill -9 and resume', () => {
     const full = outcome('full');
     expect(full.metrics).toHaveLength(4);
     expect(full.entries).toEqual(['checkpoint-1', 'checkpoint-2', 'checkpoint-3', 'checkpoint-4']);
+    // the run trains (else equal bytes would prove little): rewards differ within a group at least once (a
+    // hot, top-2 sampling of the answer model), so a gradient is non-zero and the adapter moves
+    const norms = full.metrics.map((m) => m.grad_norm as number);
+    expect(norms.filter((g) => g > 0).length, `grad norms ${norms.join(", ")}; ${JSON.stringify(full.metrics[0])}`).toBeGreaterThanOrEqual(1);
+    expect(readFileSync(join(runs, 'full', 'checkpoint-1', 'adapter', 'adapter_model.safetensors')).equals(Buffer.from(full.adapter, 'base64'))).toBe(false);
 
-    // 1. SIGKILL at a moment during step 3 (checkpoint-2 exists: step 2's metrics line is out)
+    // One run killed three times, each resume starting where the last complete checkpoint left it:
+    //  1. SIGKILL at a moment after step 2's metrics line (checkpoint-1 exists; checkpoint-2 being
+    //     written, or step 3 running);
+    //  2. resumed, SIGKILL with checkpoint-3 complete in its temporary folder but not yet renamed;
+    //     while it hangs there, a second trainer on the same run folder is refused by the lock;
+    //  3. resumed, SIGKILL with the final checkpoint-4's optimizer.safetensors half written;
+    //  4. resumed to the end.
+    const cfg = { ...base, run_name: 'killed' };
+    const dir = join(runs, 'killed');
     {
-      const cfg = { ...base, run_name: 'killed-train' };
       const { child, done } = startChild(cfg, null);
-      await waitFor(() => lines(join(runs, 'killed-train', 'metrics.jsonl')).length >= 2, 'step 2 of killed-train');
+      await waitFor(() => lines(join(dir, 'metrics.jsonl')).length >= 2, 'step 2 of the run', child);
       child.kill('SIGKILL');
       expect((await done).signal).toBe('SIGKILL');
-      expect(existsSync(join(runs, 'killed-train', RUN_LOCK_FILE))).toBe(true); // left behind by the dead process
-      await runChild({ ...cfg, resume_from_checkpoint: true });
-      expect(outcome('killed-train')).toEqual(full);
+      expect(existsSync(join(dir, RUN_LOCK_FILE))).toBe(true); // left behind by the dead process
     }
-
-    // 2. SIGKILL with checkpoint-3 complete in its temporary folder but not yet renamed; while it
-    //    hangs there, a second trainer on the same run folder is refused by the lock.
-    // 3. SIGKILL with checkpoint-2's optimizer.safetensors half written.
-    for (const [run, pause] of [['killed-rename', { at: 'rename', step: 3 }], ['killed-optimizer', { at: 'optimizer', step: 2 }]] as const) {
-      const cfg = { ...base, run_name: run };
-      const marker = join(root, `${run}.paused`);
-      const { child, done } = startChild(cfg, { ...pause, marker });
-      await waitFor(() => existsSync(marker), `${run} to pause in its checkpoint write`);
-      const temps = readdirSync(join(runs, run)).filter((n) => n.startsWith(`.checkpoint-${pause.step}.tmp-`));
-      expect(temps).toHaveLength(1);
+    for (const pause of [{ at: 'rename', step: 3 }, { at: 'optimizer', step: 4 }] as const) {
+      const marker = join(root, `${pause.at}.paused`);
+      const { child, done } = startChild({ ...cfg, resume_from_checkpoint: true }, { ...pause, marker });
+      await waitFor(() => existsSync(marker), `the run to pause in checkpoint-${pause.step}'s write (${pause.at})`, child);
+      expect(readdirSync(dir).filter((n) => n.startsWith(`.checkpoint-${pause.step}.tmp-`))).toHaveLength(1);
       if (pause.at === 'rename') {
         await expect(new GrpoTrainer({ ...cfg, resume_from_checkpoint: true }).fit({ stream: { write: () => true } as never })).rejects.toThrow(
-          new RegExp(`${join(runs, run)} is in use: process ${child.pid} has been training into it since .*Wait for it to finish, or pick another --run_name`),
+          new RegExp(`${dir} is in use: process ${child.pid} has been training into it since .*Wait for it to finish, or pick another --run_name`),
         );
       }
       child.kill('SIGKILL');
-      await done;
-      await runChild({ ...cfg, resume_from_checkpoint: true });
-      const o = outcome(run);
-      expect(o.entries).toEqual(full.entries); // the temporary folder is gone (it used to stay forever)
-      expect(o).toEqual(full);
+      expect((await done).signal).toBe('SIGKILL');
     }
+    await runChild({ ...cfg, resume_from_checkpoint: true });
+    const o = outcome('killed');
+    expect(o.entries).toEqual(full.entries); // every temporary folder is gone (they used to stay forever), the lock released
+    expect(o).toEqual(full);
   }, 600_000);
 });

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEval } from '../../src/cli/eval.js';
+import { runInfer } from '../../src/cli/infer.js';
 import { Engine } from '../../src/engine/index.js';
 import { checkGenerationLengths, checkTextBeforeTokenizing, LengthError } from '../../src/eval/lengths.js';
 import { CausalLM } from '../../src/model/index.js';
@@ -82,6 +83,7 @@ describe('prompts longer than the context', () => {
     await expect(evalCli([`--max_new_tokens=${ctx}`, `--max_prompt_length=${ctx - 20}`])).rejects.toThrow(
       `--max_new_tokens ${ctx} does not fit the model's context of ${ctx} positions (config.json max_position_embeddings): it leaves no room for a prompt; use at most ${ctx - 1} (far less in practice)`,
     );
+    await expect(runInfer([`--model=${model}`, '--text=my dog died', `--max_new_tokens=${ctx}`], { out: () => {} })).rejects.toThrow(`--max_new_tokens ${ctx} does not fit the model's context of ${ctx} positions`);
     const r = await evalCli(['--max_new_tokens=30', `--max_prompt_length=${ctx - 20}`, '--long_prompts=skip']);
     expect(r.text).toMatch(new RegExp(`warning: --max_new_tokens 30 with the longest prompt \\(valid row \\d+, \\d+ tokens\\) exceeds the model's context of ${ctx} positions .*: such completions end at the context, after \\d+ tokens`));
   });

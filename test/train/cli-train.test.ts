@@ -11,7 +11,7 @@ describe('rrec-emotion train', () => {
     const text = log.mock.calls.map((c) => String(c[0])).join('\n');
     log.mockRestore();
     for (const f of TRAIN_CONFIG_FIELDS) expect(text).toContain(f.name);
-    expect(text).toMatch(/num_train_epochs .*default: 3/);
+    expect(text).toMatch(/--num_train_epochs=INT\s+passes over the training prompts \(default: 3\)/);
   });
 
   it('refuses unknown flags and bad values, naming them', async () => {

@@ -54,6 +54,28 @@ describe('grpoStep', () => {
     lm.free();
   });
 
+  it('beta = 0 runs no reference forward (time/reference ~0, one model forward fewer per micro-batch)', async () => {
+    const seen: { forwards: number; reference: number }[] = [];
+    for (const beta of [0.04, 0]) {
+      const lm = await CausalLM.load(dir);
+      const adapter = lm.createLora({ rank: 4, seed: 1 });
+      const engine = new Engine(lm, { kvBudgetBytes: 1 << 24 });
+      let forwards = 0;
+      const real = lm.forward.bind(lm);
+      lm.forward = ((...a: Parameters<typeof lm.forward>) => {
+        forwards++;
+        return real(...a);
+      }) as typeof lm.forward;
+      const r = await grpoStep({ lm, engine, adapter, optimizer: lm.createOptimizer(adapter), reward: lowTokens }, examples, { ...base, beta }, 0);
+      seen.push({ forwards, reference: r.metrics['time/reference']! });
+      lm.free();
+    }
+    expect(seen[0]!.reference).toBeGreaterThan(0);
+    expect(seen[1]!.reference).toBeLessThan(1e-4); // the timer around the skipped pass (~1 us), not a forward
+    expect(seen[1]!.forwards).toBeGreaterThan(0);
+    expect(seen[0]!.forwards).toBeGreaterThan(seen[1]!.forwards); // the reference forwards, one per micro-batch
+  });
+
   it('the same seed and step give the same rollouts and the same update', async () => {
     const runs = [];
     for (let k = 0; k < 2; k++) {

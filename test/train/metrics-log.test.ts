@@ -83,9 +83,9 @@ describe('ProgressReporter', () => {
     }
     p.finish();
     expect(s.out.split('\n')).toEqual([
-      'train step 2/5 epoch 0.40 loss=0.01235 reward=0.75 learning_rate=5.00e-7 | 1.50 s/step, eta 5s',
-      'train step 4/5 epoch 0.80 loss=0.01235 reward=0.75 learning_rate=5.00e-7 | 1.50 s/step, eta 2s',
-      'train step 5/5 epoch 1.00 loss=0.01235 reward=0.75 learning_rate=5.00e-7 | 1.50 s/step, eta 0s',
+      'train 2/5 40% eta 5s reward=0.75 loss=0.01235 lr=5.00e-7 epoch 0.40 1.50 s/step',
+      'train 4/5 80% eta 2s reward=0.75 loss=0.01235 lr=5.00e-7 epoch 0.80 1.50 s/step',
+      'train 5/5 100% eta 0s reward=0.75 loss=0.01235 lr=5.00e-7 epoch 1.00 1.50 s/step',
       '',
     ]);
     expect(s.out).not.toContain('\r');
@@ -100,18 +100,38 @@ describe('ProgressReporter', () => {
     p.message('saved checkpoint-5');
     p.finish();
     expect(s.out).toBe(
-      '\rtrain 4/10 [########............]  40%\x1b[K' +
-        '\rtrain 5/10 [##########..........]  50% | reward 1 | 2.00 s/step, eta 10s\x1b[K' +
+      '\rtrain 4/10 [########............] 40%\x1b[K' +
+        '\rtrain 5/10 [##########..........] 50% eta 10s reward=1 2.00 s/step\x1b[K' +
         '\r\x1b[Ksaved checkpoint-5\n',
     );
   });
-  it('the bar is cut to the terminal width', () => {
-    const s = new FakeStream(true, 50);
-    const p = new ProgressReporter({ totalSteps: 10, stream: s, now: () => 0 });
-    p.update({ step: 1, epoch: 0.1, loss: 1, reward: 2, kl: 3, grad_norm: 4 });
-    const line = s.out.replace('\r', '').replace('\x1b[K', '');
-    expect(line.length).toBe(49);
-    expect(line.endsWith('…')).toBe(true);
+  it('what matters first, fitted to the terminal width: the step and the ETA always, then the metrics that fit', () => {
+    const record = { step: 20, epoch: 0.27, loss: 0.0123, reward: 0.85, kl: 0.0012, grad_norm: 0.31, learning_rate: 5e-7, 'completions/mean_length': 42.5 };
+    const lineAt = (columns: number, tty: boolean) => {
+      const s = new FakeStream(tty, columns);
+      let t = 0;
+      const p = new ProgressReporter({ totalSteps: 300, stream: s, now: () => t });
+      p.start(0);
+      t = 64_000; // 3.2 s per step
+      p.update(record);
+      return s.out.slice(s.out.lastIndexOf('\r') + 1).replace(/\x1b\[K$/, '').replace(/\n$/, '');
+    };
+    expect(lineAt(200, false)).toBe('train 20/300 6% eta 14m56s reward=0.85 kl=0.0012 loss=0.0123 len=42.5 lr=5.00e-7 gnorm=0.31 epoch 0.27 3.20 s/step');
+    expect(lineAt(80, false)).toBe('train 20/300 6% eta 14m56s reward=0.85 kl=0.0012 loss=0.0123 len=42.5');
+    expect(lineAt(80, true)).toBe('train 20/300 [#...................] 6% eta 14m56s reward=0.85 kl=0.0012');
+    expect(lineAt(50, true)).toBe('train 20/300 [#...................] 6% eta 14m56s');
+    for (const c of [40, 50, 80, 120]) for (const tty of [true, false]) expect(lineAt(c, tty).length).toBeLessThanOrEqual(c - 1);
+  });
+  it('SFT and evaluation use it too: their own label and unit', () => {
+    const s = new FakeStream(false, 100);
+    let t = 0;
+    const p = new ProgressReporter({ totalSteps: 358, loggingSteps: 32, stream: s, now: () => t, label: 'eval valid', unit: 'prompt', keys: [] });
+    p.start(0);
+    t = 3200;
+    p.update({ step: 32 });
+    t = 35_800;
+    p.update({ step: 358 });
+    expect(s.out).toBe('eval valid 32/358 8% eta 33s 0.10 s/prompt\neval valid 358/358 100% eta 0s 0.10 s/prompt\n');
   });
   it('number and duration formats', () => {
     expect([0, 1, 0.123456, 12345.6, 123456, 5e-7, -2.5e-4].map(formatMetricValue)).toEqual(['0', '1', '0.1235', '12350', '1.23e+5', '5.00e-7', '-2.50e-4']);
