@@ -68,5 +68,5 @@ describe('recpoStep', () => {
     console.log(`recpoStep on 8 fixed prompts: p(gold) ${before.pGold.toFixed(3)} -> ${after.pGold.toFixed(3)}, similarity accuracy ${before.accuracy.toFixed(3)} -> ${after.accuracy.toFixed(3)}`);
     engine.free();
     lm.free();
-  }, 300_000);
+  }, 900_000);
 });
