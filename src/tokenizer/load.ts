@@ -106,6 +106,7 @@ export async function loadTokenizer(modelDir: string, options: LoadTokenizerOpti
   ]);
   const tc = tokenizerConfig ?? {};
 
+  checkTokenIds(files.tokenizer, tokenizerJson);
   let hf: HfTokenizer;
   try {
     hf = new HfTokenizer(tokenizerJson, tc);
@@ -158,4 +159,31 @@ export async function loadTokenizer(modelDir: string, options: LoadTokenizerOpti
     );
   }
   return tokenizer;
+}
+
+/**
+ * The largest token id accepted: 2^24. Real vocabularies are under 300k ids; the tokenizers library
+ * keeps a table as long as the largest id, so a corrupt id of 2^31 took 88 s (and 2 GB) to load
+ * before this check (found by test/reliability/fuzz.test.ts, case 3960 of seed 17).
+ */
+export const MAX_TOKEN_ID = 2 ** 24 - 1;
+
+/** Every id in model.vocab (BPE, WordPiece, WordLevel) and added_tokens is an integer in [0, MAX_TOKEN_ID]. */
+function checkTokenIds(file: string, json: Record<string, unknown>): void {
+  const bad = (where: string, id: unknown) =>
+    new TokenizerLoadError(`${file}: ${where} is ${JSON.stringify(id)}: token ids must be integers from 0 to ${MAX_TOKEN_ID}`);
+  const model = json['model'];
+  const vocab = typeof model === 'object' && model !== null ? (model as Record<string, unknown>)['vocab'] : undefined;
+  if (typeof vocab === 'object' && vocab !== null && !Array.isArray(vocab)) {
+    for (const [tok, id] of Object.entries(vocab)) {
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) throw bad(`model.vocab[${JSON.stringify(tok)}]`, id);
+    }
+  }
+  const added = json['added_tokens'];
+  if (Array.isArray(added)) {
+    added.forEach((t, i) => {
+      const id = typeof t === 'object' && t !== null ? (t as Record<string, unknown>)['id'] : undefined;
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) throw bad(`added_tokens[${i}].id`, id);
+    });
+  }
 }

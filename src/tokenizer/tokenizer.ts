@@ -95,6 +95,7 @@ export class Tokenizer {
     let maxId = -1;
     let longest = 1;
     for (const [tok, id] of parts.hf.get_vocab(true)) {
+      if (tok === undefined) continue; // an unused id between used ones (a sparse vocabulary)
       if (id > maxId) maxId = id;
       if (tok.length > longest) longest = tok.length;
     }

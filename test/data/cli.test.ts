@@ -93,7 +93,7 @@ describe('runPreprocess', () => {
   it('an unknown flag returns 2 and names it', async () => {
     const r = await cli(['--dataset=ED_easy_4']);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('unknown flag "--dataset=ED_easy_4"');
+    expect(r.err).toContain('unknown flag "--dataset"; did you mean --dataset_name?');
     expect(r.err).toContain('--help');
   });
 

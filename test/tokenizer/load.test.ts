@@ -22,6 +22,31 @@ afterEach(async () => {
 });
 
 describe('loadTokenizer: files', () => {
+  it('refuses a token id that is not an integer from 0 to 2^24 - 1, naming the entry (a corrupt id of 2^31 took 88 s to load before)', async () => {
+    const withVocab = (id: unknown) => {
+      const j = tinyTokenizerJson() as { model: { vocab: Record<string, unknown> } };
+      j.model.vocab['a'] = id;
+      return j as unknown as Record<string, unknown>;
+    };
+    for (const id of [2 ** 31, 2 ** 24, -1, 4.5, '4']) {
+      const dir = await folder({ 'tokenizer.json': withVocab(id), 'tokenizer_config.json': {} });
+      await expect(loadTokenizer(dir)).rejects.toThrow(`${join(dir, 'tokenizer.json')}: model.vocab["a"] is ${JSON.stringify(id)}: token ids must be integers from 0 to 16777215`);
+    }
+    const j = tinyTokenizerJson() as { added_tokens: { id: unknown }[] };
+    j.added_tokens[0]!.id = 2 ** 40;
+    const dir = await folder({ 'tokenizer.json': j as unknown as Record<string, unknown>, 'tokenizer_config.json': {} });
+    await expect(loadTokenizer(dir)).rejects.toThrow(`added_tokens[0].id is ${2 ** 40}: token ids must be integers from 0 to 16777215`);
+  });
+
+  it('loads a sparse vocabulary (unused ids between used ones): vocabSize is the largest id + 1', async () => {
+    const j = tinyTokenizerJson() as { model: { vocab: Record<string, number> } };
+    j.model.vocab['a'] = 1000;
+    const dir = await folder({ 'tokenizer.json': j as unknown as Record<string, unknown>, 'tokenizer_config.json': { eos_token: '</s>' } });
+    const t = await loadTokenizer(dir);
+    expect(t.vocabSize).toBe(1001);
+    expect(t.tokenToId('a')).toBe(1000);
+  });
+
   it('names tokenizer.json when it is missing', async () => {
     const dir = await folder({ 'tokenizer_config.json': { eos_token: '</s>' } });
     const p = loadTokenizer(dir);
