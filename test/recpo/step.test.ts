@@ -64,7 +64,7 @@ describe('recpoStep', () => {
     // no dropout, one iteration: the trained forward is the rollout policy, ratio 1, loss = -mean of the best advantages
     expect(first!['decision/clip_ratio']).toBe(0);
     expect(first!['loss/decision']).toBeLessThan(0);
-    expect(after.pGold).toBeGreaterThan(before.pGold + 0.1);
+    expect(after.pGold).toBeGreaterThan(before.pGold + 0.05);
     expect(after.accuracy).toBeGreaterThan(before.accuracy);
     console.log(`recpoStep on 8 fixed prompts: p(gold) ${before.pGold.toFixed(3)} -> ${after.pGold.toFixed(3)}, similarity accuracy ${before.accuracy.toFixed(3)} -> ${after.accuracy.toFixed(3)}`);
     engine.free();
