@@ -21,7 +21,7 @@ import { countLossTokens, fracRewardZeroStd, groupAdvantages, grpoLoss, type Los
 import { packSequences, type AdamW, type CausalLM, type LoraAdapter } from '../model/index.js';
 import { formatReward } from '../reward/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { rolloutSeed, type GrpoStepConfig } from '../train/grpo-step.js';
+import { microBatches, rolloutSeed, type GrpoStepConfig } from '../train/grpo-step.js';
 import type { AdvantageType } from './config.js';
 import { argmax, decisionHead, ndcgRankReward } from './decision.js';
 import { bestOfGroups, decisionLoss } from './decision-loss.js';
@@ -78,23 +78,6 @@ interface Seq {
   oldLogp: Float32Array;
   /** Decision term (best of its group), else null. */
   decision: { gold: number; oldLogpGold: number; advantage: number } | null;
-}
-
-function microBatches(seqs: readonly Seq[], budget: number): number[][] {
-  const out: number[][] = [];
-  let cur: number[] = [];
-  let used = 0;
-  seqs.forEach((s, i) => {
-    if (cur.length > 0 && used + s.tokens.length > budget) {
-      out.push(cur);
-      cur = [];
-      used = 0;
-    }
-    cur.push(i);
-    used += s.tokens.length;
-  });
-  if (cur.length > 0) out.push(cur);
-  return out;
 }
 
 const mean = (xs: ArrayLike<number>) => (xs.length ? Array.from(xs).reduce((a, b) => a + b, 0) / xs.length : 0);

@@ -83,7 +83,7 @@ interface Sequence {
 }
 
 /** Splits sequence indices into micro-batches of at most `budget` tokens (at least one each). */
-function microBatches(seqs: readonly Sequence[], budget: number): number[][] {
+export function microBatches(seqs: readonly { tokens: ArrayLike<number> }[], budget: number): number[][] {
   const out: number[][] = [];
   let cur: number[] = [];
   let used = 0;
