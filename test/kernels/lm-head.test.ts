@@ -18,12 +18,22 @@
 // error relatively), plus for bf16 products the rounding of the factors to bf16 (8 significant
 // bits: 2^-8 relative each): 2^-8 for dhidden (dz rounded, W stored in bf16) and 2^-7 for the
 // fused path's dW (dz and hidden rounded; the unfused path's dW is f32).
+//
+// Where the CPU has AVX-512 the fused path runs its row kernels (soft-cap, max, exp, sums, dz:
+// lm_head_fused.cc) as AVX-512 intrinsics compiled for AVX-512 whatever the build's -march; with
+// _avx512Kernels(false) it runs the portable loops (and the products the AVX2 or portable ones,
+// f32 products: bf16Products needs AVX512_BF16, so that run's reference multiplies the unrounded
+// hidden and takes no bf16 allowance). Both are held to the same bounds and to each other.
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/native.js';
 import { encodeTensorData, roundToDtype } from '../helpers/safetensors-writer.js';
 import type { LmHeadExports } from './kernels-addon.js';
 
-const addon = loadNative() as unknown as LmHeadExports;
+const addon = loadNative() as unknown as LmHeadExports & {
+  _avx512Kernels(on: boolean): boolean;
+  _matmulKernelInfo(): { avx512: boolean };
+};
+const hasAvx512 = addon._matmulKernelInfo().avx512;
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -193,6 +203,29 @@ describe('LM head log-softmax: fused and unfused against a float64 reference', (
       // fused against unfused: each within its bound of the reference, so within the sum of both
       const f = results.fused!, u = results.unfused!;
       worst['fused-unfused logp'] = within(f.logp, u.logp, (i) => 2 * (2 * ref.E[i]! + 2e-6), 'fused vs unfused logp');
+      if (hasAvx512) {
+        // the fused path with every AVX-512 kernel off (the portable row loops) against its reference
+        const was = addon._avx512Kernels(false);
+        let p: Result;
+        try {
+          p = run(c, s, true);
+        } finally {
+          addon._avx512Kernels(was);
+        }
+        const pref = bf ? reference(c, { ...s, H: Float64Array.from(s.hidden) }) : ref;
+        const ptolD = 4 * Math.max(...pref.E) + 1e-5;
+        worst['portable lse'] = within(p.lse, pref.lse, (i) => pref.E[i]! + 2e-6, 'portable lse');
+        worst['portable logp'] = within(p.logp, pref.logp, (i) => 2 * pref.E[i]! + 2e-6, 'portable logp');
+        worst['portable entropy'] = within(p.ent, pref.ent, (i) => 4 * pref.E[i]! + 1e-5, 'portable entropy');
+        worst['portable dhidden'] = within(p.dh, pref.dh, (i) => ptolD * pref.dhMag[i]! + 1e-9, 'portable dhidden');
+        worst['portable dW'] = within(p.dw, pref.dw, (i) => ptolD * pref.dwMag[i]! + 1e-9, 'portable dW');
+        if (!bf) {
+          // the same products' reference: the two paths within the sum of their bounds of each other
+          worst['avx512-portable lse'] = within(f.lse, p.lse, (i) => 2 * (ref.E[i]! + 2e-6), 'avx512 vs portable lse');
+          worst['avx512-portable entropy'] = within(f.ent, p.ent, (i) => 2 * (4 * ref.E[i]! + 1e-5), 'avx512 vs portable entropy');
+          worst['avx512-portable dhidden'] = within(f.dh, p.dh, (i) => 2 * (tolD * ref.dhMag[i]! + 1e-9), 'avx512 vs portable dhidden');
+        }
+      }
       // bit-reproducible run to run (fixed thread count)
       const again = run(c, s, true);
       expect(Buffer.from(again.logp.buffer).equals(Buffer.from(f.logp.buffer))).toBe(true);
