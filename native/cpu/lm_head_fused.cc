@@ -57,6 +57,7 @@ bool gFused = true;  // lm_head_fused_set_enabled
 
 constexpr int kRowBlock = 256;        // rows per pass over W (W streams once per block)
 constexpr int kTileFloats = 1 << 17;  // logits per tile: 512 KiB of float
+constexpr int kLseTile = 4096;         // lm_head_rows_lse: columns per tile (<= 256 terms per float lane)
 constexpr int kLanes = 16;            // partial sums per row (one zmm; fixed summation order)
 // Work items per row block: at least this many (a small vocabulary has few tiles, so the rows are
 // cut into sub-blocks of >= 32 rows too). A constant, not the thread count: results stay the same
@@ -326,6 +327,22 @@ void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const
       lseOut[i0 + r] = rs.lse;
       logp[i0 + r] = static_cast<double>(tgtLogit[r]) - rs.lse;
       if (entropy) entropy[i0 + r] = rs.entropy;
+    }
+  }
+}
+
+void lm_head_rows_lse(float* logits, double* lse, int R, int V, double softcap) {
+  const float cap = static_cast<float>(softcap);
+  const bool avx512 = rowKernels512();
+  const int nT = (V + kLseTile - 1) / kLseTile;
+#pragma omp parallel
+  {
+    std::vector<TileStats> st(nT);
+#pragma omp for schedule(static)
+    for (int i = 0; i < R; i++) {
+      float* z = logits + static_cast<size_t>(i) * V;
+      for (int j = 0; j < nT; j++) st[j] = consumeRowAny(avx512, z + static_cast<size_t>(j) * kLseTile, std::min(kLseTile, V - j * kLseTile), cap);
+      lse[i] = combineTiles(st.data(), nT).lse;
     }
   }
 }

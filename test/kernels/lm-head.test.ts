@@ -237,3 +237,45 @@ describe('LM head log-softmax: fused and unfused against a float64 reference', (
     });
   }
 });
+
+// The sampling rows' log-sum-exp (logits_rows_lse: lm_head.cc, float rows through
+// lm_head_fused.cc's row kernels in tiles of 4096 columns, tiles combined in double). Bounds: the
+// capped logit within 3e-7 cap + 2^-23 |z| of cap tanh(z / cap) (float tanh's absolute error and
+// the float result's rounding), lse within 2e-6 + 3e-7 cap (float partial sums of <= 256 terms per
+// lane, expVec 1.4 ulp, and the cap's error, which moves lse by at most the largest logit error).
+describe('LM head sampling rows: soft-cap and log-sum-exp against a float64 reference', () => {
+  for (const [R, V, cap] of [
+    [1, 151936, 0],
+    [3, 151936, 30],
+    [5, 10007, 0],
+    [4, 4095, 50],
+  ] as const) {
+    it(`R=${R} V=${V} cap=${cap}`, () => {
+      const next = rng(R * 31 + V + cap);
+      const base = Float32Array.from({ length: R * V }, () => next() * 12);
+      // soft-capped rows get a peak above the cap; the others none (the float sums' worst case)
+      if (cap > 0) for (let r = 0; r < R; r++) base[r * V + ((r * 7919) % V)] = 40;
+      const capped = Float64Array.from(base, (x) => (cap > 0 ? cap * Math.tanh(x / cap) : x));
+      const lseRef = new Float64Array(R);
+      for (let r = 0; r < R; r++) {
+        let mx = -Infinity, sum = 0;
+        for (let v = 0; v < V; v++) mx = Math.max(mx, capped[r * V + v]!);
+        for (let v = 0; v < V; v++) sum += Math.exp(capped[r * V + v]! - mx);
+        lseRef[r] = mx + Math.log(sum);
+      }
+      const paths: [string, boolean][] = hasAvx512 ? [['avx512', true], ['portable', false]] : [['portable', false]];
+      for (const [name, on] of paths) {
+        const was = addon._avx512Kernels(on);
+        const z = base.slice(), lse = new Float64Array(R);
+        try {
+          addon._logitsRowsLse(z, lse, R, V, cap);
+        } finally {
+          addon._avx512Kernels(was);
+        }
+        within(z, capped, (i) => 3e-7 * cap + 2 ** -23 * Math.abs(capped[i]!), `${name} capped logits`);
+        const w = within(lse, lseRef, () => 2e-6 + 3e-7 * cap, `${name} lse`);
+        console.log(`R=${R} V=${V} cap=${cap} ${name}: worst lse error / bound ${w.toFixed(3)}`);
+      }
+    });
+  }
+});
