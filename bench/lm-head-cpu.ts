@@ -13,7 +13,8 @@
  *              (Qwen2.5) and 30 (Gemma2), `--reps` rounds of enough calls for ~0.2 s each; prints
  *              CPU microseconds per row and the largest |lse - float64 lse| (not part of `both`).
  * Fused and unfused runs are interleaved `--reps` times (default 3); min and median are printed.
- *   npx tsc -p bench/tsconfig.json --outDir dist/bench && OMP_NUM_THREADS=1 node dist/bench/bench/lm-head-cpu.js [--reps N] [--mode lora-bf16|full-f32|both|rows-lse]
+ * `--paths fused` runs the fused path alone (A/B runs of two builds, interleaved by the caller).
+ *   npx tsc -p bench/tsconfig.json --outDir dist/bench && OMP_NUM_THREADS=1 node dist/bench/bench/lm-head-cpu.js [--reps N] [--mode lora-bf16|full-f32|both|rows-lse] [--paths both|fused]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,7 @@ const opt = (name: string, dflt: string): string => {
 };
 const reps = Number(opt('--reps', '3'));
 const modeArg = opt('--mode', 'both');
+const fusedOnly = opt('--paths', 'both') === 'fused';
 const C = 896, V = 151936, n = 1024;
 
 /** The bytes of one tensor of a safetensors file. */
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
       const put = (k: string, t: number): void => void (times[k] ??= []).push(t);
       const logps: Record<string, Float64Array> = {};
       for (let r = 0; r < reps; r++)
-        for (const fused of [false, true]) {
+        for (const fused of fusedOnly ? [true] : [false, true]) {
           const name = fused ? 'fused' : 'unfused';
           const logp = new Float64Array(n), lse = new Float64Array(n), ent = new Float64Array(n);
           put(`${name} forward`, cpuSeconds(() => addon._lmHeadForward(logp, lse, ent, hidden, w, dtype, targets, n, C, V, 0, fused)));
@@ -133,11 +135,11 @@ async function main(): Promise<void> {
           logps[name] = logp;
         }
       let dmax = 0;
-      for (let i = 0; i < n; i++) dmax = Math.max(dmax, Math.abs(logps.fused![i]! - logps.unfused![i]!));
-      console.log(`${mode} (max |logp fused - unfused| = ${dmax.toExponential(2)})`);
+      if (!fusedOnly) for (let i = 0; i < n; i++) dmax = Math.max(dmax, Math.abs(logps.fused![i]! - logps.unfused![i]!));
+      console.log(fusedOnly ? mode : `${mode} (max |logp fused - unfused| = ${dmax.toExponential(2)})`);
       for (const [k, t] of Object.entries(times))
         console.log(`  ${k.padEnd(18)} min ${Math.min(...t).toFixed(3)} s  median ${median(t).toFixed(3)} s  (${t.map((x) => x.toFixed(3)).join(', ')})`);
-      for (const part of ['forward', 'backward']) {
+      for (const part of fusedOnly ? [] : ['forward', 'backward']) {
         const u = median(times[`unfused ${part}`]!), f = median(times[`fused ${part}`]!);
         console.log(`  ${part}: fused / unfused (medians) = ${(f / u).toFixed(3)}`);
       }
