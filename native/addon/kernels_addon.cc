@@ -25,6 +25,7 @@
 //   _lmHeadForward(logp, lse, entropy|null, hidden, w, dtype, targets, n, C, V, softcap, fused?, reps?)
 //   _lmHeadBackward(dhidden, dw|null, hidden, w, dtype, targets, lse, dlogp, n, C, V, softcap, fused?, reps?)
 //   _logitsRowsLse(logits, lse, R, V, softcap, reps?): the sampling rows' soft-cap + lse (logits_rows_lse)
+//   _lmHeadRowKernels(maxLevel) -> previous maximum (lm_head_fused.cc's row kernels: 2 AVX-512, 1 AVX2, 0 portable)
 //     the LM head's log-softmax at the targets and its backward (model_ops.h) on hidden [n, C]
 //     (Float32Array, or Float64Array with F64 weights) against W [V, C]; logp, lse, entropy, dlogp
 //     are Float64Array, targets an Int32Array; dhidden/dw accumulate. fused (default true): the
@@ -552,6 +553,10 @@ Napi::Value LogitsRowsLse(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), isF64(info[0]) ? logitsRowsLseT<double>(info, R, V) : logitsRowsLseT<float>(info, R, V));
 }
 
+Napi::Value LmHeadRowKernels(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cpu::lm_head_row_kernels_set_max(intArg(info, 0, "maxLevel", 0)));
+}
+
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -566,6 +571,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_avx512Kernels", Napi::Function::New(env, Avx512KernelsSetEnabled, "_avx512Kernels"));
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
+  exports.Set("_lmHeadRowKernels", Napi::Function::New(env, LmHeadRowKernels, "_lmHeadRowKernels"));
   exports.Set("_logitsRowsLse", Napi::Function::New(env, LogitsRowsLse, "_logitsRowsLse"));
   exports.Set("_lmHeadForward", Napi::Function::New(env, LmHeadForward, "_lmHeadForward"));
   exports.Set("_lmHeadBackward", Napi::Function::New(env, LmHeadBackward, "_lmHeadBackward"));

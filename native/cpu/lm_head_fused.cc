@@ -13,14 +13,16 @@
 //            target] - p) cap'(z) written over them, then dhidden += dz W_tile (per-thread partial
 //            sums, added in thread order) and dW_tile += dz^T hidden (each tile its own rows of dW).
 // Row kernels (consumeRow, dlogitsRow) and run-time dispatch: the per-element work besides the
-// products (soft-cap, max, exp, sums, dz) is written twice, as portable loops that GCC vectorises
-// for the build's -march (fast_exp.h's expVec), and with AVX-512 intrinsics compiled for AVX-512
-// whatever the -march (as matmul_avx512.cc), entered where matmul_avx512_compiled() says the CPU
-// has AVX-512 (and RREC_MATMUL / matmul_avx512_set_enabled have not switched it off). The products
-// already dispatch so (matmul_forward & co.), and the AVX-512 row kernels and the tiles' double
-// combination are compiled with fp-contract off and explicit FMAs, so a prebuilt for x86-64-v2
-// computes the same bits on an AVX-512 CPU as a -march=native build (test/kernels/lm-head.test.ts
-// compares both paths with the float64 reference; the portable one differs from it in rounding).
+// products (soft-cap, max, exp, sums, dz) is written as portable loops that GCC vectorises
+// (lm_head_rows_portable.h: fast_exp.h's expVec), compiled twice, for the build's -march and for
+// AVX2 + FMA, and with AVX-512 intrinsics; the AVX2 and AVX-512 ones are compiled so whatever the
+// -march (as matmul_avx512.cc / matmul_avx2.cc) and entered where matmul_avx512_compiled(), else
+// matmul_avx2_available(), says the CPU has them (RREC_MATMUL and matmul_avx512_set_enabled
+// switch them off as they do the products). The products already dispatch so (matmul_forward &
+// co.), and the AVX2 / AVX-512 row kernels and the tiles' double combination are compiled with
+// fp-contract off (explicit FMAs only), so a prebuilt for x86-64-v2 computes the same bits on an
+// AVX-512 CPU as a -march=native build. test/kernels/lm-head.test.ts holds the three levels
+// (lm_head_row_kernels_set_max) to the float64 reference and to each other.
 // Threads: the tiles of a row block (and, for a small vocabulary of under kMinItems tiles, row
 // sub-blocks of it) are split over the OpenMP team (static, contiguous), each item's products on
 // its thread alone (nested regions run single-threaded). The forward's results do not depend on
@@ -83,71 +85,42 @@ Mat subRows(const Mat& w, int v0, int rows) {
   return s;
 }
 
-inline float capOf(float z, float cap) { return cap * tanhT(z / cap); }
-
 struct TileStats {
   float m;
   double s, q;
 };
 
-// One row of a tile: soft-cap in place, then its (max, sum exp, sum exp * (z - max)).
-TileStats consumeRow(float* z, int n, float cap) {
-  if (cap > 0)
-    for (int v = 0; v < n; v++) z[v] = capOf(z[v], cap);
-  float mx[kLanes];
-  for (int l = 0; l < kLanes; l++) mx[l] = -INFINITY;
-  const int nv = n / kLanes * kLanes;
-  for (int v = 0; v < nv; v += kLanes)
-    for (int l = 0; l < kLanes; l++) mx[l] = z[v + l] > mx[l] ? z[v + l] : mx[l];
-  for (int v = nv; v < n; v++) mx[v - nv] = z[v] > mx[v - nv] ? z[v] : mx[v - nv];
-  float m = mx[0];
-  for (int l = 1; l < kLanes; l++) m = mx[l] > m ? mx[l] : m;
-  float s[kLanes] = {}, q[kLanes] = {};
-  for (int v = 0; v < nv; v += kLanes)
-    for (int l = 0; l < kLanes; l++) {
-      const float d = z[v + l] - m, e = expVec(d);
-      s[l] += e;
-      q[l] += e * d;
-    }
-  for (int v = nv; v < n; v++) {
-    const float d = z[v] - m, e = expVec(d);
-    s[v - nv] += e;
-    q[v - nv] += e * d;
-  }
-  TileStats t{m, 0, 0};
-  for (int l = 0; l < kLanes; l++) {
-    t.s += s[l];
-    t.q += q[l];
-  }
-  return t;
-}
-
-// dz over one row of a tile, in place over its raw logits: g (1[v = tgt] - p) cap'(z), where
-// p = exp(zc - lse) is taken as exp(zc - lf) * corr, lf = float(lse), corr = exp(lf - lse).
-void dlogitsRow(float* z, int n, int tgt, float g, float lf, float corr, float cap) {
-  const float rawT = tgt >= 0 ? z[tgt] : 0.f;
-  if (cap > 0) {
-    for (int v = 0; v < n; v++) {
-      const float t = tanhT(z[v] / cap);
-      z[v] = -g * (expVec(cap * t - lf) * corr) * (1.f - t * t);
-    }
-  } else {
-    for (int v = 0; v < n; v++) z[v] = -g * (expVec(z[v] - lf) * corr);
-  }
-  if (tgt >= 0) {
-    float zc = rawT, dcap = 1.f;
-    if (cap > 0) {
-      const float t = tanhT(rawT / cap);
-      zc = cap * t;
-      dcap = 1.f - t * t;
-    }
-    z[tgt] = g * (1.f - expVec(zc - lf) * corr) * dcap;
-  }
-}
 
 }  // namespace
 
+namespace {
+namespace portable {
+#include "cpu/lm_head_rows_portable.h"  // consumeRow, dlogitsRow for the build's -march
+}  // namespace portable
+}  // namespace
+
 #if RREC_LM_HEAD_AVX512
+// The same loops compiled for AVX2 + FMA (x86-64 CPUs without AVX-512, in a build for x86-64-v2),
+// without contraction: GCC vectorises them 8 lanes wide; results the same bits whatever -march.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang fp contract(off)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#pragma GCC optimize("fp-contract=off")
+#endif
+namespace {
+namespace avx2 {
+#include "cpu/lm_head_rows_portable.h"
+}  // namespace avx2
+}  // namespace
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
 // Everything to the pop is compiled for AVX-512 + FMA, with no contraction but the FMAs written.
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma"))), apply_to = function)
@@ -242,22 +215,32 @@ void dlogitsRow512(float* z, int n, int tgt, float g, float lf, float corr, floa
 #endif
 namespace {
 
-// The row kernels this CPU runs: AVX-512 where matmul_avx512_compiled() (cpuid, RREC_MATMUL,
-// matmul_avx512_set_enabled), else the portable loops.
-bool rowKernels512() { return RREC_LM_HEAD_AVX512 && matmul_avx512_compiled(); }
+int gRowLevelMax = 2;  // lm_head_row_kernels_set_max
 
-TileStats consumeRowAny(bool avx512, float* z, int n, float cap) {
-#if RREC_LM_HEAD_AVX512
-  if (avx512) return consumeRow512(z, n, cap);
-#endif
-  return consumeRow(z, n, cap);
+// The row kernels this CPU runs (RowLevel): AVX-512 where matmul_avx512_compiled() (cpuid,
+// RREC_MATMUL, matmul_avx512_set_enabled), else AVX2 + FMA where matmul_avx2_available() (cpuid,
+// RREC_MATMUL=generic), else the portable loops; at most gRowLevelMax.
+int rowLevel() {
+  if (!RREC_LM_HEAD_AVX512) return 0;
+  if (gRowLevelMax >= 2 && matmul_avx512_compiled()) return 2;
+  if (gRowLevelMax >= 1 && matmul_avx2_available()) return 1;
+  return 0;
 }
 
-void dlogitsRowAny(bool avx512, float* z, int n, int tgt, float g, float lf, float corr, float cap) {
+TileStats consumeRowAny(int level, float* z, int n, float cap) {
 #if RREC_LM_HEAD_AVX512
-  if (avx512) return dlogitsRow512(z, n, tgt, g, lf, corr, cap);
+  if (level == 2) return consumeRow512(z, n, cap);
+  if (level == 1) return avx2::consumeRow(z, n, cap);
 #endif
-  dlogitsRow(z, n, tgt, g, lf, corr, cap);
+  return portable::consumeRow(z, n, cap);
+}
+
+void dlogitsRowAny(int level, float* z, int n, int tgt, float g, float lf, float corr, float cap) {
+#if RREC_LM_HEAD_AVX512
+  if (level == 2) return dlogitsRow512(z, n, tgt, g, lf, corr, cap);
+  if (level == 1) return avx2::dlogitsRow(z, n, tgt, g, lf, corr, cap);
+#endif
+  portable::dlogitsRow(z, n, tgt, g, lf, corr, cap);
 }
 
 struct RowStats {
@@ -289,12 +272,17 @@ bool lm_head_fused_set_enabled(bool on) {
   return prev;
 }
 bool lm_head_fused_enabled() { return gFused; }
+int lm_head_row_kernels_set_max(int level) {
+  const int prev = gRowLevelMax;
+  gRowLevelMax = std::clamp(level, 0, 2);
+  return prev;
+}
 
 void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const float* hidden, const Mat& w,
                             const int32_t* targets, int n, int C, double softcap) {
   const int V = w.rows;
   const float cap = static_cast<float>(softcap);
-  const bool avx512 = rowKernels512();
+  const int level = rowLevel();
   std::vector<TileStats> stats;
   std::vector<float> tgtLogit;
   for (int i0 = 0; i0 < n; i0 += kRowBlock) {
@@ -316,7 +304,7 @@ void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const
         matmul_forward(z.data(), h + static_cast<size_t>(r0) * C, subRows(w, v0, vw), static_cast<const float*>(nullptr), r1 - r0, false);
         for (int r = r0; r < r1; r++) {
           float* zr = &z[static_cast<size_t>(r - r0) * vw];
-          stats[static_cast<size_t>(r) * nT + j] = consumeRowAny(avx512, zr, vw, cap);
+          stats[static_cast<size_t>(r) * nT + j] = consumeRowAny(level, zr, vw, cap);
           const int t = tg[r] - v0;
           if (t >= 0 && t < vw) tgtLogit[r] = zr[t];  // one tile holds each target: one writer
         }
@@ -333,7 +321,7 @@ void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const
 
 void lm_head_rows_lse(float* logits, double* lse, int R, int V, double softcap) {
   const float cap = static_cast<float>(softcap);
-  const bool avx512 = rowKernels512();
+  const int level = rowLevel();
   const int nT = (V + kLseTile - 1) / kLseTile;
 #pragma omp parallel
   {
@@ -341,7 +329,7 @@ void lm_head_rows_lse(float* logits, double* lse, int R, int V, double softcap) 
 #pragma omp for schedule(static)
     for (int i = 0; i < R; i++) {
       float* z = logits + static_cast<size_t>(i) * V;
-      for (int j = 0; j < nT; j++) st[j] = consumeRowAny(avx512, z + static_cast<size_t>(j) * kLseTile, std::min(kLseTile, V - j * kLseTile), cap);
+      for (int j = 0; j < nT; j++) st[j] = consumeRowAny(level, z + static_cast<size_t>(j) * kLseTile, std::min(kLseTile, V - j * kLseTile), cap);
       lse[i] = combineTiles(st.data(), nT).lse;
     }
   }
@@ -351,7 +339,7 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
                             const double* lseIn, const double* dlogp, int n, int C, double softcap) {
   const int V = w.rows;
   const float cap = static_cast<float>(softcap);
-  const bool avx512 = rowKernels512();
+  const int level = rowLevel();
   // dW in bf16 products only where the forward's were (BF16-stored W), as the decoder's projections.
   const bool bf16Dw = w.bf16Products && w.dtype == DType::BF16;
   const int maxThreads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
@@ -390,7 +378,7 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
           const float lf = static_cast<float>(lse);
           const float corr = static_cast<float>(std::exp(static_cast<double>(lf) - lse));
           const int tt = targets[i0 + r] - v0;
-          dlogitsRowAny(avx512, &z[static_cast<size_t>(r - r0) * vw], vw, tt >= 0 && tt < vw ? tt : -1, static_cast<float>(dlogp[i0 + r]), lf,
+          dlogitsRowAny(level, &z[static_cast<size_t>(r - r0) * vw], vw, tt >= 0 && tt < vw ? tt : -1, static_cast<float>(dlogp[i0 + r]), lf,
                      corr, cap);
         }
         matmul_backward_input(dh + static_cast<size_t>(r0) * C, z.data(), sub, r1 - r0);

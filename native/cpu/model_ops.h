@@ -37,6 +37,9 @@ void lm_head_backward(T* dhidden, T* dw, const T* hidden, const Mat& w, const in
 // a chunk's logits in full, std::exp in double), for tests and benchmarks. Returns the previous.
 bool lm_head_fused_set_enabled(bool on);
 bool lm_head_fused_enabled();
+// The fused head's row kernels (soft-cap, max, exp, sums, dz) run the best level this CPU has, at
+// most `level`: 2 AVX-512, 1 AVX2 + FMA, 0 the portable loops (tests). Returns the previous maximum.
+int lm_head_row_kernels_set_max(int level);
 void lm_head_logprobs_fused(double* logp, double* lse, double* entropy, const float* hidden, const Mat& w,
                             const int32_t* targets, int n, int C, double softcap);
 void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, const Mat& w, const int32_t* targets,

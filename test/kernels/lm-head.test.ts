@@ -19,11 +19,13 @@
 // bits: 2^-8 relative each): 2^-8 for dhidden (dz rounded, W stored in bf16) and 2^-7 for the
 // fused path's dW (dz and hidden rounded; the unfused path's dW is f32).
 //
-// Where the CPU has AVX-512 the fused path runs its row kernels (soft-cap, max, exp, sums, dz:
-// lm_head_fused.cc) as AVX-512 intrinsics compiled for AVX-512 whatever the build's -march; with
-// _avx512Kernels(false) it runs the portable loops (and the products the AVX2 or portable ones,
+// The fused path's row kernels (soft-cap, max, exp, sums, dz: lm_head_fused.cc) run at three
+// levels, AVX-512 intrinsics, the portable loops compiled for AVX2 + FMA, and the portable loops
+// for the build's -march, the best the CPU has; _lmHeadRowKernels(max) caps the level, so each is
+// run here on the same products and held to the same bounds and to the default one. Where the CPU
+// has AVX-512, _avx512Kernels(false) runs what a CPU without it runs (AVX2 or portable products,
 // f32 products: bf16Products needs AVX512_BF16, so that run's reference multiplies the unrounded
-// hidden and takes no bf16 allowance). Both are held to the same bounds and to each other.
+// hidden and takes no bf16 allowance).
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/native.js';
 import { encodeTensorData, roundToDtype } from '../helpers/safetensors-writer.js';
@@ -31,6 +33,7 @@ import type { LmHeadExports } from './kernels-addon.js';
 
 const addon = loadNative() as unknown as LmHeadExports & {
   _avx512Kernels(on: boolean): boolean;
+  _lmHeadRowKernels(maxLevel: number): number;
   _matmulKernelInfo(): { avx512: boolean };
 };
 const hasAvx512 = addon._matmulKernelInfo().avx512;
@@ -203,6 +206,24 @@ describe('LM head log-softmax: fused and unfused against a float64 reference', (
       // fused against unfused: each within its bound of the reference, so within the sum of both
       const f = results.fused!, u = results.unfused!;
       worst['fused-unfused logp'] = within(f.logp, u.logp, (i) => 2 * (2 * ref.E[i]! + 2e-6), 'fused vs unfused logp');
+      // the row kernels capped at AVX2 and at the portable loops: the same products as `fused`
+      for (const level of [1, 0]) {
+        const was = addon._lmHeadRowKernels(level);
+        let l: Result;
+        try {
+          l = run(c, s, true);
+        } finally {
+          addon._lmHeadRowKernels(was);
+        }
+        const name = `rows<=${level}`;
+        worst[`${name} lse`] = within(l.lse, ref.lse, (i) => ref.E[i]! + 2e-6, `${name} lse`);
+        worst[`${name} logp`] = within(l.logp, ref.logp, (i) => 2 * ref.E[i]! + 2e-6, `${name} logp`);
+        worst[`${name} entropy`] = within(l.ent, ref.ent, (i) => 4 * ref.E[i]! + 1e-5, `${name} entropy`);
+        worst[`${name} dhidden`] = within(l.dh, ref.dh, (i) => (tolD + bf * 2 ** -8) * ref.dhMag[i]! + 1e-9, `${name} dhidden`);
+        worst[`${name} dW`] = within(l.dw, ref.dw, (i) => (tolD + bf * 2 ** -7) * ref.dwMag[i]! + 1e-9, `${name} dW`);
+        worst[`${name}-default lse`] = within(l.lse, f.lse, (i) => 2 * (ref.E[i]! + 2e-6), `${name} vs default lse`);
+        worst[`${name}-default entropy`] = within(l.ent, f.ent, (i) => 2 * (4 * ref.E[i]! + 1e-5), `${name} vs default entropy`);
+      }
       if (hasAvx512) {
         // the fused path with every AVX-512 kernel off (the portable row loops) against its reference
         const was = addon._avx512Kernels(false);
@@ -263,14 +284,14 @@ describe('LM head sampling rows: soft-cap and log-sum-exp against a float64 refe
         for (let v = 0; v < V; v++) sum += Math.exp(capped[r * V + v]! - mx);
         lseRef[r] = mx + Math.log(sum);
       }
-      const paths: [string, boolean][] = hasAvx512 ? [['avx512', true], ['portable', false]] : [['portable', false]];
-      for (const [name, on] of paths) {
-        const was = addon._avx512Kernels(on);
+      for (const level of [2, 1, 0]) {
+        const name = `rows<=${level}`;
+        const was = addon._lmHeadRowKernels(level);
         const z = base.slice(), lse = new Float64Array(R);
         try {
           addon._logitsRowsLse(z, lse, R, V, cap);
         } finally {
-          addon._avx512Kernels(was);
+          addon._lmHeadRowKernels(was);
         }
         within(z, capped, (i) => 3e-7 * cap + 2 ** -23 * Math.abs(capped[i]!), `${name} capped logits`);
         const w = within(lse, lseRef, () => 2e-6 + 3e-7 * cap, `${name} lse`);
