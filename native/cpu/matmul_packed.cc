@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "matmul_kernels.h"
@@ -193,44 +194,70 @@ struct Words {
 };
 thread_local Words tlsPairs;
 
+// Rows [m0, m1) x panel groups [g0, g1) of the product (one thread's share).
 template <bool kBf16>
-void forwardPackedAll(float* out, const uint32_t* A, long lda, const uint32_t* W, const float* bias, int M, int N, int S,
-                      bool accumulate) {
+void forwardPart(float* out, const uint32_t* A, long lda, const uint32_t* W, const float* bias, int N, int S, bool accumulate,
+                 int m0, int m1, int g0, int g1, int np, int mr) {
   const int panels = (N + kPanel - 1) / kPanel;
   const long pstride = static_cast<long>(S) * kPanel;  // words per panel
-  // Row blocks: one block of M rows with several panels per tile for decode sizes, else 8-row
-  // blocks (and one shorter last block) one panel at a time.
-  const int np = M <= 2 ? 4 : M <= 4 ? 2 : 1;
-  const int mr = np > 1 ? M : 8;
-  const int groups = (panels + np - 1) / np;
-  // Threads: split the panel groups; products this small stay on the calling thread (a parallel
-  // region wakes every worker; see matmul_avx512.cc's kSerialWork), except that decode sizes are
-  // bound by the weight stream, which two cores read faster than one from 64 KiB of W on.
-  const double work = double(M) * N * S;
-  const double bytes = double(N) * S * 4;
-  const bool parallel = !omp_in_parallel() && (work >= (1 << 20) || bytes >= (1 << 16)) && groups > 1;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int g = 0; g < groups; g++) {
+  for (int g = g0; g < g1; g++) {
     const int p0 = g * np, pn = std::min(np, panels - p0);
     const int c0 = p0 * kPanel, cols = std::min(N - c0, pn * kPanel);
     for (int s0 = 0; s0 < S; s0 += kBlock) {
       const int sc = std::min(kBlock, S - s0);
       const bool first = s0 == 0;
       const uint32_t* b = W + static_cast<size_t>(p0) * pstride + static_cast<size_t>(s0) * kPanel;
-      for (int m0 = 0; m0 < M; m0 += mr) {
-        const int rows = std::min(mr, M - m0);
+      for (int r0 = m0; r0 < m1; r0 += mr) {
+        const int rows = std::min(mr, m1 - r0);
         // A group of fewer panels than np (the last one) runs one panel at a time.
         const int tnp = pn == np ? np : 1;
         for (int q = 0; q < pn; q += tnp) {
           const TileFn fn = tileFor<kBf16>(rows, tnp);
           const int qc = std::min(cols - q * kPanel, tnp * kPanel);
-          fn(sc, A + static_cast<size_t>(m0) * lda + s0, lda, b + static_cast<size_t>(q) * pstride, pstride,
-             out + static_cast<size_t>(m0) * N + c0 + q * kPanel, N, qc, first ? (bias ? bias + c0 + q * kPanel : nullptr) : nullptr,
+          fn(sc, A + static_cast<size_t>(r0) * lda + s0, lda, b + static_cast<size_t>(q) * pstride, pstride,
+             out + static_cast<size_t>(r0) * N + c0 + q * kPanel, N, qc, first ? (bias ? bias + c0 + q * kPanel : nullptr) : nullptr,
              !first || accumulate);
         }
       }
     }
   }
+}
+
+// From this many rows on, threads split the rows (each one every panel) instead of the panels:
+// then each thread's rows of A stay in its own L2 and W's panels are read once per thread.
+int gRowSplitM = [] {
+  const char* e = std::getenv("RREC_PACKED_ROW_SPLIT_M");
+  return e ? std::max(1, std::atoi(e)) : 1 << 30;
+}();
+
+template <bool kBf16>
+void forwardPackedAll(float* out, const uint32_t* A, long lda, const uint32_t* W, const float* bias, int M, int N, int S,
+                      bool accumulate) {
+  const int panels = (N + kPanel - 1) / kPanel;
+  // Row blocks: one block of M rows with several panels per tile for decode sizes, else 8-row
+  // blocks (and one shorter last block) one panel at a time.
+  const int np = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+  const int mr = np > 1 ? M : 8;
+  const int groups = (panels + np - 1) / np;
+  // Threads: products this small stay on the calling thread (a parallel region wakes every
+  // worker; see matmul_avx512.cc's kSerialWork), except that decode sizes are bound by the weight
+  // stream, which two cores read faster than one from 64 KiB of W on.
+  const double work = double(M) * N * S;
+  const double bytes = double(N) * S * 4;
+  const int T = omp_in_parallel() || !(work >= (1 << 20) || bytes >= (1 << 16)) ? 1 : omp_get_max_threads();
+  if (T > 1 && M >= gRowSplitM) {
+    const int tiles = (M + mr - 1) / mr;
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+      const int per = (tiles + T - 1) / T;
+      const int m0 = std::min(M, t * per * mr), m1 = std::min(M, (t + 1) * per * mr);
+      if (m0 < m1) forwardPart<kBf16>(out, A, lda, W, bias, N, S, accumulate, m0, m1, 0, groups, np, mr);
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1 && groups > 1)
+  for (int g = 0; g < groups; g++) forwardPart<kBf16>(out, A, lda, W, bias, N, S, accumulate, 0, M, g, g + 1, np, mr);
 }
 
 // inp rows rounded to bf16 (nearest even, vcvtne2ps2bf16 as everywhere else) as 32-bit pair words,
