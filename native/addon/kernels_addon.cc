@@ -24,6 +24,7 @@
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
 //   _lmHeadForward(logp, lse, entropy|null, hidden, w, dtype, targets, n, C, V, softcap, fused?, reps?)
 //   _lmHeadBackward(dhidden, dw|null, hidden, w, dtype, targets, lse, dlogp, n, C, V, softcap, fused?, reps?)
+//   _logitsRowsLse(logits, lse, R, V, softcap, reps?): the sampling rows' soft-cap + lse (logits_rows_lse)
 //     the LM head's log-softmax at the targets and its backward (model_ops.h) on hidden [n, C]
 //     (Float32Array, or Float64Array with F64 weights) against W [V, C]; logp, lse, entropy, dlogp
 //     are Float64Array, targets an Int32Array; dhidden/dw accumulate. fused (default true): the
@@ -556,6 +557,20 @@ Napi::Value LmHeadBackward(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), dbl ? lmHeadBackwardT<double>(info, w, n, C, V) : lmHeadBackwardT<float>(info, w, n, C, V));
 }
 
+template <typename T>
+double logitsRowsLseT(const Napi::CallbackInfo& info, int R, int V) {
+  T* z = floats<T>(info[0], static_cast<size_t>(R) * V, "logits");
+  double* lse = floats<double>(info[1], R, "lse");
+  const double cap = info[4].As<Napi::Number>().DoubleValue();
+  return timed(info.Env(), repsArg(info, 5), [&] { cpu::logits_rows_lse<T>(z, lse, R, V, cap); });
+}
+
+Napi::Value LogitsRowsLse(const Napi::CallbackInfo& info) {
+  const int R = intArg(info, 2, "R", 1), V = intArg(info, 3, "V", 1);
+  if (!info[4].IsNumber()) throw Napi::TypeError::New(info.Env(), "softcap must be a number");
+  return Napi::Number::New(info.Env(), isF64(info[0]) ? logitsRowsLseT<double>(info, R, V) : logitsRowsLseT<float>(info, R, V));
+}
+
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -570,6 +585,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_avx512Kernels", Napi::Function::New(env, Avx512KernelsSetEnabled, "_avx512Kernels"));
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
+  exports.Set("_logitsRowsLse", Napi::Function::New(env, LogitsRowsLse, "_logitsRowsLse"));
   exports.Set("_lmHeadForward", Napi::Function::New(env, LmHeadForward, "_lmHeadForward"));
   exports.Set("_lmHeadBackward", Napi::Function::New(env, LmHeadBackward, "_lmHeadBackward"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));

@@ -45,6 +45,8 @@ export interface LmHeadExports {
     logp: Float64Array, lse: Float64Array, entropy: Float64Array | null, hidden: Floats, w: Uint8Array, dtype: WeightDtype,
     targets: Int32Array, n: number, C: number, V: number, softcap: number, fused?: boolean, reps?: number,
   ): number;
+  /** The sampling rows' second half (logits_rows_lse): soft-caps logits [R,V] in place (softcap > 0), writes lse [R]. Returns seconds for `reps` runs. */
+  _logitsRowsLse(logits: Floats, lse: Float64Array, R: number, V: number, softcap: number, reps?: number): number;
   /** dhidden [n,C] += dz W, dw [V,C] += dz^T hidden (dw may be null), dz from dlogp and the forward's lse. */
   _lmHeadBackward(
     dhidden: Floats, dw: Floats | null, hidden: Floats, w: Uint8Array, dtype: WeightDtype, targets: Int32Array,
