@@ -66,6 +66,10 @@ size_t matmul_packed_bytes(const Mat& w) {
   return panels * static_cast<size_t>(packedSteps(w)) * kPanel * 4;  // 4-byte elements either way
 }
 
+#if RREC_PACKED_AVX512
+void packPanels512(uint32_t* out, const uint8_t* src, size_t rowBytes, int N, int S);
+#endif
+
 // Packing is plain index work (no arithmetic on the values: the words are W's bits), so it is
 // portable code; it runs once per model load, and after each optimizer step in a full fine-tune.
 bool matmul_pack(void* dst, const Mat& w) {
@@ -77,6 +81,10 @@ bool matmul_pack(void* dst, const Mat& w) {
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   const size_t rowBytes = static_cast<size_t>(w.cols) * dtypeSize(w.dtype);
   uint32_t* out = static_cast<uint32_t*>(dst);
+#if RREC_PACKED_AVX512
+  packPanels512(out, src, rowBytes, N, S);  // matmul_packable: AVX-512 runs here
+  return true;
+#endif
   constexpr int kS = 64;  // steps per block: 48 rows x 256 bytes read, 64 x 192 bytes written
 #pragma omp parallel for schedule(static) if (static_cast<double>(N) * S >= (1 << 18))
   for (int p = 0; p < panels; p++) {
@@ -175,6 +183,33 @@ TileFn tileFor(int mr, int np) {
     default: return &packedTile<8, 1, kBf16>;
   }
 }
+
+}  // namespace
+
+// matmul_pack's AVX-512 body: 16 rows x 16 steps at a time, transposed in registers (W's rows
+// read 64 bytes at a time, the panel written a vector per step). Same words as the loop above.
+void packPanels512(uint32_t* out, const uint8_t* src, size_t rowBytes, int N, int S) {
+  const int panels = (N + kPanel - 1) / kPanel;
+#pragma omp parallel for schedule(static) if (static_cast<double>(N) * S >= (1 << 18))
+  for (int p = 0; p < panels; p++) {
+    uint32_t* po = out + static_cast<size_t>(p) * S * kPanel;
+    for (int s0 = 0; s0 < S; s0 += 16) {
+      const __mmask16 m = tailMask(S - s0);
+      const int re = std::min(16, S - s0);
+      for (int j0 = 0; j0 < kPanel; j0 += 16) {
+        __m512 v[16];
+        for (int i = 0; i < 16; i++) {
+          const int n = p * kPanel + j0 + i;
+          v[i] = n < N ? _mm512_maskz_loadu_ps(m, src + static_cast<size_t>(n) * rowBytes + 4 * static_cast<size_t>(s0)) : _mm512_setzero_ps();
+        }
+        transpose16x16(v);  // v[r]: step s0 + r of columns j0 .. j0 + 15
+        for (int r = 0; r < re; r++) _mm512_store_ps(reinterpret_cast<float*>(po + static_cast<size_t>(s0 + r) * kPanel + j0), v[r]);
+      }
+    }
+  }
+}
+
+namespace {
 
 // Thread-local buffer that only grows (fresh pages are slow here: docs/machine-limits.md).
 struct Words {
