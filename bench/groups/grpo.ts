@@ -14,7 +14,17 @@
  * Figures: the step's wall time; its parts (generate, score, reference, train forward/backward,
  * optimizer: grpoStep's time/* metrics); peak resident memory during the steps; generated and
  * trained tokens/s; and scaling: the same step at 2x and 4x train_batch_size and 2x max_new_tokens.
- * No peer: TRL is not installed here.
+ *
+ * Peer of the training half (grpo.step.reference, .train, .optimizer): PyTorch
+ * (bench/peers/torch_grpo.py, Debian's python3-torch; TRL/transformers are not installed) replays
+ * each of our base steps' rollouts right after it (rounds interleaved ours / torch, the same
+ * thread count, GLIBC_TUNABLES as run-all sets it): the same tokens and micro-batches, the same
+ * model weights (bf16, read from the same model.safetensors), LoRA r8 on the same projections with
+ * the same alpha and dropout, the same loss (src/grpo, num_iterations 1) and AdamW with clipping.
+ * Generation has no peer (torch has no sampler here). The loss check (bench/lib/grpo-replay.ts):
+ * both sides compute the loss and the adapter's gradient norm of the last base step's rollouts in
+ * f32 with a seeded adapter; the values are in grpo.step.train's note (test/bench/torch-grpo.test.ts
+ * asserts the same agreement on a tiny model).
  *
  * recpo.step: one RecPO optimizer step (src/recpo/step.ts) on the same model, prompts and adapter,
  * configured as RecpoTrainer configures it from its defaults (the RecPO preset: 4 prompts x 4
@@ -22,16 +32,20 @@
  * forward; the embedding forward of every completion, token + decision losses), with grpo.step of
  * this run as its peer (ratio > 1: RecPO's step is faster).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { freemem } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { CausalLM, Engine, Prompter, answerTagIds, datasetSpec, embedLabels, grpoStep, grpoStepConfigFrom, kvMemoryBudgetBytes, labelChatIds, labelDescriptions, loadTokenizer, nativeFeatures, recpoStep, resolveTrainConfig, rewardFromConfig, splitRecpoConfig, type GrpoStepConfig, type RecpoStepConfig } from '../../src/index.js';
 import { makeFigure, median } from '../lib/figures.js';
 import { runGroup } from '../lib/group.js';
+import { oursOnCheck, perturbAdapter, replayOfStep, replayTokens, writeAdapter, writeReplay, type Replay } from '../lib/grpo-replay.js';
 import { ensureQwenModel } from '../lib/qwen-model.js';
+import { MALLOC_KEEP_ENV, TORCH_INSTALL_HINT, TorchLayerPeer, torchVersion } from '../lib/torch-peer.js';
 
 const NO_PEER = 'no peer: TRL (transformers GRPOTrainer) is not installed here';
+/** Relative tolerance of the loss check (f32 on both sides). */
+const CHECK_RTOL = 1e-3;
 
 /** Peak resident set since the last reset, in MiB (VmHWM); resettable through /proc/self/clear_refs. */
 function peakRss(): { mib: number; source: string } {
@@ -46,6 +60,15 @@ function resetPeakRss(): boolean {
   } catch {
     return false;
   }
+}
+
+const PARTS = ['generate', 'score', 'reference', 'train', 'optimizer'] as const;
+
+/** One part of a step's time from grpoStep's metrics, s; train excludes its reference and optimizer parts. */
+function partOf(r: { metrics: Record<string, number> }, k: (typeof PARTS)[number]): number {
+  const m = r.metrics;
+  if (k === 'train') return m['time/train']! - m['time/reference']! - m['time/optimizer']!;
+  return m[`time/${k}`]!;
 }
 
 runGroup('grpo', async (ctx) => {
@@ -83,11 +106,39 @@ runGroup('grpo', async (ctx) => {
   interface Run {
     seconds: number;
     metrics: Record<string, number>;
+    /** The rollouts it trained on, for the peer (GRPO steps). */
+    replay?: Replay;
   }
   const runStep = async (prompts: number, maxNew: number): Promise<Run> => {
+    const exs = batch(prompts);
     const t0 = performance.now();
-    const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, batch(prompts), { ...stepCfg, maxNewTokens: maxNew }, step++);
-    return { seconds: (performance.now() - t0) / 1000, metrics: r.metrics };
+    const r = await grpoStep({ lm, engine, adapter, optimizer, reward }, exs, { ...stepCfg, maxNewTokens: maxNew }, step++);
+    const seconds = (performance.now() - t0) / 1000;
+    return { seconds, metrics: r.metrics, replay: replayOfStep(exs, r.completions, r.advantages, stepCfg.maxTokensPerMicroBatch) };
+  };
+  // ---- the PyTorch peer of the training half, fed each base step's rollouts right after it
+  const threads = nativeFeatures().threads;
+  const tmp = mkdtempSync(join(tmpdir(), 'rrec-bench-grpo-peer-'));
+  const unsupported = stepCfg.numIterations !== 1 ? `num_iterations ${stepCfg.numIterations} (the peer replays 1)` : cfg.lora_target_modules.length !== 7 ? 'LoRA on fewer than the seven projections' : null;
+  const peerArgs = [
+    '--model', model.dir, `--threads=${threads}`, `--rank=${cfg.lora_r}`, `--alpha=${cfg.lora_alpha}`, `--dropout=${cfg.lora_dropout}`, `--seed=${cfg.seed}`,
+    `--beta=${stepCfg.beta}`, `--eps_low=${stepCfg.epsilonLow}`, `--eps_high=${stepCfg.epsilonHigh}`, `--loss_type=${stepCfg.lossType}`, `--max_completion_length=${maxNewTokens}`,
+    `--mask_truncated=${stepCfg.maskTruncated ? 1 : 0}`, `--lr=${stepCfg.lr}`, `--weight_decay=${stepCfg.weightDecay}`, `--max_grad_norm=${stepCfg.maxGradNorm}`,
+  ];
+  const peer = torchVersion() !== null && unsupported === null ? await TorchLayerPeer.start(join(ctx.root, 'bench', 'peers', 'torch_grpo.py'), peerArgs) : null;
+  interface PeerRun {
+    reference: number;
+    train: number;
+    optimizer: number;
+    loss: number;
+  }
+  const peerRuns: PeerRun[] = [];
+  const peerStep = async (r: Run): Promise<PeerRun | null> => {
+    if (!peer || !r.replay) return null;
+    const file = join(tmp, 'replay.json');
+    writeReplay(file, r.replay);
+    const t = await peer.request({ cmd: 'step', replay: file });
+    return { reference: (t.reference_ms as number) / 1000, train: (t.train_ms as number) / 1000, optimizer: (t.optimizer_ms as number) / 1000, loss: t.loss as number };
   };
   // In increasing size, so that each shape's peak RSS (VmHWM, reset before it) is its own and not
   // that of pools a larger shape grew. A scaled shape's first step pays the first touch of its
@@ -98,21 +149,54 @@ runGroup('grpo', async (ctx) => {
     { name: 'grpo.step.batch2x', prompts: 2 * cfg.train_batch_size, maxNew: maxNewTokens, steps: scaledSteps, what: '2x train_batch_size' },
     { name: 'grpo.step.batch4x', prompts: 4 * cfg.train_batch_size, maxNew: maxNewTokens, steps: scaledSteps, what: '4x train_batch_size' },
   ];
+  // The loss check on a base step's rollouts: f32 on both sides, seeded adapter / advantages / old
+  // log-probs (bench/lib/grpo-replay.ts says why), no dropout; ours on a second, f32 CausalLM.
+  let check: string | null = null;
+  const lossCheck = async (replay: Replay): Promise<string> => {
+    const r: Replay = structuredClone(replay);
+    const lm32 = await CausalLM.load(model.dir, { matmulPrecision: 'fp32' });
+    try {
+      const a32 = lm32.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, targets: cfg.lora_target_modules, seed: cfg.seed });
+      perturbAdapter(a32, 11);
+      const ours = await oursOnCheck(lm32, a32, r, stepCfg, 7);
+      writeReplay(join(tmp, 'check.json'), r);
+      await writeAdapter(join(tmp, 'adapter.safetensors'), a32);
+      const t = await peer!.request({ cmd: 'check', replay: join(tmp, 'check.json'), adapter: join(tmp, 'adapter.safetensors') });
+      const rel = (x: number, y: number) => Math.abs(x - y) / Math.max(1e-300, Math.abs(y));
+      const lossRel = rel(t.loss as number, ours.loss);
+      const gradRel = rel(t.grad_norm as number, ours.gradNorm);
+      const ok = lossRel <= CHECK_RTOL && gradRel <= CHECK_RTOL;
+      const text = `loss check (f32 both sides, ${replayTokens(r)} completion tokens of the last step, seeded adapter, advantages and old log-probs, no dropout): loss ours ${ours.loss.toPrecision(7)} torch ${(t.loss as number).toPrecision(7)} (rel ${lossRel.toExponential(1)}), adapter grad norm ours ${ours.gradNorm.toPrecision(6)} torch ${(t.grad_norm as number).toPrecision(6)} (rel ${gradRel.toExponential(1)}), log-probs within ${(t.policy_logp_max_abs_diff as number).toExponential(1)} (policy) / ${(t.ref_logp_max_abs_diff as number).toExponential(1)} (reference), torch's loss on our log-probs rel ${rel(t.loss_from_ours_logp as number, ours.loss).toExponential(1)}: ${ok ? `agree within ${CHECK_RTOL}` : `MISMATCH (over ${CHECK_RTOL})`}`;
+      ctx.log(text);
+      return text;
+    } finally {
+      lm32.free();
+    }
+  };
   const canReset = resetPeakRss();
   const results = new Map<string, { runs: Run[]; peakMiB: number }>();
   for (const v of variants) {
     resetPeakRss();
     const warm = v.name === 'grpo.step' || !q;
+    const withPeer = v.name === 'grpo.step';
     if (warm) {
-      ctx.log(`${v.name}: warm-up step`);
-      await runStep(v.prompts, v.maxNew);
+      ctx.log(`${v.name}: warm-up step${withPeer && peer ? ' (and the peer\'s, on its rollouts)' : ''}`);
+      const w = await runStep(v.prompts, v.maxNew);
+      if (withPeer) await peerStep(w);
     }
     const runs: Run[] = [];
     for (let s = 0; s < v.steps; s++) {
       runs.push(await runStep(v.prompts, v.maxNew));
-      ctx.log(`${v.name} step ${s + 1}/${v.steps}: ${runs[s]!.seconds.toFixed(1)} s (generate ${runs[s]!.metrics['time/generate']!.toFixed(1)} s)`);
+      const p = withPeer ? await peerStep(runs[s]!) : null;
+      if (p) peerRuns.push(p);
+      const m = runs[s]!.metrics;
+      ctx.log(`${v.name} step ${s + 1}/${v.steps}: ${runs[s]!.seconds.toFixed(1)} s (generate ${m['time/generate']!.toFixed(1)} s, reference ${m['time/reference']!.toFixed(2)} s, train ${(m['time/train']! - m['time/reference']! - m['time/optimizer']!).toFixed(2)} s)${p ? `; torch reference ${p.reference.toFixed(2)} s, train ${p.train.toFixed(2)} s, optimizer ${p.optimizer.toFixed(3)} s` : ''}`);
     }
     results.set(v.name, { runs, peakMiB: peakRss().mib });
+    if (withPeer && peer) {
+      check = await lossCheck(runs[runs.length - 1]!.replay!);
+      await peer.close(); // its memory is not the scaled shapes' business
+    }
   }
   // ---- recpo.step: the RecPO trainer's defaults on the same model and prompts
   const split = splitRecpoConfig({});
@@ -136,22 +220,38 @@ runGroup('grpo', async (ctx) => {
   }
   engine.free();
   lm.free();
+  rmSync(tmp, { recursive: true, force: true });
 
   const meanPrompt = examples.slice(0, 16).reduce((a, e) => a + e.promptIds.length, 0) / 16;
   const budget = `Qwen2.5-0.5B shape with ${layers} of its 24 layers (full vocabulary 151936, tied embeddings), random bf16 weights; trainer defaults (train_batch_size ${cfg.train_batch_size} x group_size ${cfg.group_size}, LoRA r${cfg.lora_r}, beta ${cfg.beta}) except max_new_tokens ${maxNewTokens} (default ${cfg.max_new_tokens}); prompts ~${meanPrompt.toFixed(0)} tokens${q ? ' (cut to 48, --quick)' : ''}; ${nativeFeatures().threads} threads`;
   const base = results.get('grpo.step')!;
   const part = (k: string) => base.runs.map((r) => r.metrics[k]!);
   const baseMedian = median(base.runs.map((r) => r.seconds));
-  ctx.emit(makeFigure({ name: 'grpo.step', unit: 's', higherIsBetter: false, samples: base.runs.map((r) => r.seconds), peer: null, note: `one optimizer step: ${budget}; ${baseSteps} step${baseSteps > 1 ? 's' : ''} after a warm-up step; ${NO_PEER}` }));
-  const parts: [string, (r: Run) => number, string][] = [
-    ['generate', (r) => r.metrics['time/generate']!, 'rollouts: engine.generate of group_size completions per prompt'],
-    ['score', (r) => r.metrics['time/score']!, 'rewards (decoded text) and group advantages'],
-    ['reference', (r) => r.metrics['time/reference']!, 'reference log-probs: forward without the adapter'],
-    ['train', (r) => r.metrics['time/train']! - r.metrics['time/reference']! - r.metrics['time/optimizer']!, 'policy forward + GRPO loss + backward (and packing)'],
-    ['optimizer', (r) => r.metrics['time/optimizer']!, 'AdamW update with gradient clipping'],
+  const stepSplit = PARTS.map((k) => `${k} ${median(base.runs.map((r) => partOf(r, k))).toFixed(k === 'score' || k === 'optimizer' ? 4 : 2)}`).join(', ');
+  const peerName = peer ? `PyTorch ${peer.version} bf16 (replayed rollouts)` : null;
+  const peerWhy = peer
+    ? `peer: bench/peers/torch_grpo.py replaying each step's rollouts right after it (rounds interleaved ours / torch, ${threads} threads both${process.env.GLIBC_TUNABLES === MALLOC_KEEP_ENV.GLIBC_TUNABLES ? ', both with GLIBC_TUNABLES malloc settings' : ', torch with GLIBC_TUNABLES malloc settings, ours without'}; bf16 weights and activations, f32 LoRA as PEFT, same tokens, micro-batches, loss, AdamW)`
+    : unsupported !== null ? `no peer: ${unsupported}` : `no peer: ${TORCH_INSTALL_HINT}`;
+  ctx.emit(makeFigure({ name: 'grpo.step', unit: 's', higherIsBetter: false, samples: base.runs.map((r) => r.seconds), peer: null, note: `one optimizer step: ${budget}; ${baseSteps} step${baseSteps > 1 ? 's' : ''} after a warm-up step; its split (medians, s; the grpo.step.* figures): ${stepSplit}; whole step: ${NO_PEER} (generation has no torch peer here), the training half (reference, train, optimizer) has PyTorch as peer in grpo.step.reference/.train/.optimizer` }));
+  const parts: [(typeof PARTS)[number], string][] = [
+    ['generate', 'rollouts: engine.generate of group_size completions per prompt'],
+    ['score', 'rewards (decoded text) and group advantages'],
+    ['reference', 'reference log-probs: forward without the adapter (beta > 0)'],
+    ['train', 'policy forward + GRPO loss + backward over the micro-batches (and packing)'],
+    ['optimizer', 'AdamW update with gradient clipping'],
   ];
-  for (const [name, get, what] of parts)
-    ctx.emit(makeFigure({ name: `grpo.step.${name}`, unit: 's', higherIsBetter: false, samples: base.runs.map(get), peer: null, note: `part of grpo.step: ${what}; ${NO_PEER}` }));
+  for (const [name, what] of parts) {
+    const withPeer = name === 'reference' || name === 'train' || name === 'optimizer';
+    const peerSamples = withPeer ? peerRuns.map((p) => p[name]) : [];
+    const extra = name === 'train' && check !== null ? `; ${check}` : '';
+    ctx.emit(
+      makeFigure({
+        name: `grpo.step.${name}`, unit: 's', higherIsBetter: false, samples: base.runs.map((r) => partOf(r, name)),
+        peer: withPeer && peerName ? { name: peerName, samples: peerSamples } : null,
+        note: `part of grpo.step: ${what}; ${withPeer ? peerWhy : 'no peer (the peer replays the training half)'}${extra}`,
+      }),
+    );
+  }
   ctx.emit(makeFigure({ name: 'grpo.step.peak_rss', unit: 'MiB', higherIsBetter: false, samples: [base.peakMiB], peer: null, note: `peak resident memory during the warm-up and grpo.step steps (${peakRss().source}${canReset ? ', reset after loading' : ', not resettable here: the whole process'}); ${NO_PEER}` }));
   ctx.emit(makeFigure({ name: 'grpo.step.generate_tokens_per_s', unit: 'tok/s', higherIsBetter: true, samples: part('tokens_per_second/generate'), peer: null, note: `completion tokens generated per second of the rollout phase; ${NO_PEER}` }));
   ctx.emit(makeFigure({ name: 'grpo.step.train_tokens_per_s', unit: 'tok/s', higherIsBetter: true, samples: part('tokens_per_second/train'), peer: null, note: `prompt + completion tokens trained per second of time/train (reference, forward/backward, optimizer); ${NO_PEER}` }));

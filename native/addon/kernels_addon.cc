@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -61,7 +62,7 @@ namespace {
 
 using cpu::Mat;
 
-enum class Impl { Auto, Generic, Avx512, Avx2 };
+enum class Impl { Auto, Generic, Avx512, Avx2, Packed };
 
 Impl implArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Impl::Auto;
@@ -77,7 +78,8 @@ Impl implArg(const Napi::CallbackInfo& info, size_t i) {
     if (!cpu::matmul_avx2_available()) throw Napi::Error::New(info.Env(), "impl \"avx2\": this CPU or binary has no AVX2 path");
     return Impl::Avx2;
   }
-  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\", \"avx512\" or \"avx2\", got \"" + s + "\"");
+  if (s == "packed") return Impl::Packed;  // forward only; checked against the Mat by the caller
+  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\", \"avx512\", \"avx2\" or \"packed\", got \"" + s + "\"");
 }
 
 int intArg(const Napi::CallbackInfo& info, size_t i, const char* what, int min) {
@@ -163,8 +165,25 @@ double forwardT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int 
   const bool acc = info[8].As<Napi::Boolean>().Value();
   const Impl impl = implArg(info, 9);
   const int reps = repsArg(info, 10);
+  // "packed": W packed once (matmul_pack, outside the timing, as a model does at load), then the
+  // forward reads the packed panels: what the model's frozen weights run.
+  Mat wp = w;
+  std::unique_ptr<void, decltype(&std::free)> packed(nullptr, &std::free);
+  if (impl == Impl::Packed) {
+    const size_t bytes = cpu::matmul_packed_bytes(w);
+    if (!std::is_same_v<T, float> || bytes == 0)
+      throw Napi::Error::New(env, "impl \"packed\": this CPU or binary has no packed forward for these weights (AVX-512; F32, or BF16_PRODUCTS with AVX512_BF16 and an even K)");
+    packed.reset(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (!packed) throw Napi::Error::New(env, "impl \"packed\": out of memory");
+    timed(env, 1, [&] { cpu::matmul_pack(packed.get(), w); });
+    wp.packed = packed.get();
+  }
   return timed(info.Env(), reps, [&] {
     if constexpr (std::is_same_v<T, float>) {
+      if (impl == Impl::Packed) {
+        if (!cpu::matmul_forward_packed(out, inp, wp, bias, M, acc)) throw std::runtime_error("packed forward: unsupported call");
+        return;
+      }
       if (impl == Impl::Avx512) {
         if (!cpu::matmul_forward_avx512(out, inp, w, bias, M, acc)) throw std::runtime_error("avx512 forward: unsupported dtype");
         return;
