@@ -141,12 +141,21 @@ namespace {
 TileStats consumeRow512(float* z, int n, float cap) {
   const __m512 vcap = _mm512_set1_ps(cap);
   __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (int v = 0; v < n; v += kLanes) {
-    const __mmask16 k = tailMask(n - v);
-    __m512 x = _mm512_maskz_loadu_ps(k, z + v);
+  const int nv = n / kLanes * kLanes;  // full vectors unmasked (masked stores: see dlogitsRow512)
+  for (int v = 0; v < nv; v += kLanes) {
+    __m512 x = _mm512_loadu_ps(z + v);
     if (cap > 0) {
       x = _mm512_mul_ps(vcap, tanh16(_mm512_div_ps(x, vcap)));
-      _mm512_mask_storeu_ps(z + v, k, x);
+      _mm512_storeu_ps(z + v, x);
+    }
+    mx = _mm512_max_ps(mx, x);
+  }
+  if (nv < n) {
+    const __mmask16 k = tailMask(n - nv);
+    __m512 x = _mm512_maskz_loadu_ps(k, z + nv);
+    if (cap > 0) {
+      x = _mm512_mul_ps(vcap, tanh16(_mm512_div_ps(x, vcap)));
+      _mm512_mask_storeu_ps(z + nv, k, x);
     }
     mx = _mm512_mask_max_ps(mx, k, mx, x);
   }
@@ -175,18 +184,20 @@ void dlogitsRow512(float* z, int n, int tgt, float g, float lf, float corr, floa
   const float rawT = tgt >= 0 ? z[tgt] : 0.f;
   const __m512 one = _mm512_set1_ps(1.0f), vng = _mm512_set1_ps(-g), vlf = _mm512_set1_ps(lf), vcorr = _mm512_set1_ps(corr),
                vcap = _mm512_set1_ps(cap);
-  for (int v = 0; v < n; v += kLanes) {
-    const __mmask16 k = tailMask(n - v);
-    const __m512 x = _mm512_maskz_loadu_ps(k, z + v);
-    __m512 dz;
+  auto dzOf = [&](__m512 x) {
     if (cap > 0) {
       const __m512 t = tanh16(_mm512_div_ps(x, vcap));
       const __m512 p = _mm512_mul_ps(exp16(_mm512_fmsub_ps(vcap, t, vlf)), vcorr);
-      dz = _mm512_mul_ps(_mm512_mul_ps(vng, p), _mm512_fnmadd_ps(t, t, one));
-    } else {
-      dz = _mm512_mul_ps(vng, _mm512_mul_ps(exp16(_mm512_sub_ps(x, vlf)), vcorr));
+      return _mm512_mul_ps(_mm512_mul_ps(vng, p), _mm512_fnmadd_ps(t, t, one));
     }
-    _mm512_mask_storeu_ps(z + v, k, dz);
+    return _mm512_mul_ps(vng, _mm512_mul_ps(exp16(_mm512_sub_ps(x, vlf)), vcorr));
+  };
+  // full vectors unmasked (masked stores are slow on some CPUs, Zen 4 among them), then the tail
+  const int nv = n / kLanes * kLanes;
+  for (int v = 0; v < nv; v += kLanes) _mm512_storeu_ps(z + v, dzOf(_mm512_loadu_ps(z + v)));
+  if (nv < n) {
+    const __mmask16 k = tailMask(n - nv);
+    _mm512_mask_storeu_ps(z + nv, k, dzOf(_mm512_maskz_loadu_ps(k, z + nv)));
   }
   if (tgt >= 0) {  // the same lane arithmetic on a vector of rawT
     __m512 zc = _mm512_set1_ps(rawT), dcap = one;
