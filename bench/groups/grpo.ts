@@ -228,9 +228,13 @@ runGroup('grpo', async (ctx) => {
   const part = (k: string) => base.runs.map((r) => r.metrics[k]!);
   const baseMedian = median(base.runs.map((r) => r.seconds));
   const stepSplit = PARTS.map((k) => `${k} ${median(base.runs.map((r) => partOf(r, k))).toFixed(k === 'score' || k === 'optimizer' ? 4 : 2)}`).join(', ');
+  // torch pads each micro-batch on the right to its longest sequence (as TRL pads); ours packs them
+  const last = base.runs[base.runs.length - 1]!.replay!;
+  const realTokens = last.seqs.reduce((a, x) => a + x.tokens.length, 0);
+  const paddedTokens = last.micro_batches.reduce((a, idx) => a + idx.length * Math.max(...idx.map((k) => last.seqs[k]!.tokens.length)), 0);
   const peerName = peer ? `PyTorch ${peer.version} bf16 (replayed rollouts)` : null;
   const peerWhy = peer
-    ? `peer: bench/peers/torch_grpo.py replaying each step's rollouts right after it (rounds interleaved ours / torch, ${threads} threads both${process.env.GLIBC_TUNABLES === MALLOC_KEEP_ENV.GLIBC_TUNABLES ? ', both with GLIBC_TUNABLES malloc settings' : ', torch with GLIBC_TUNABLES malloc settings, ours without'}; bf16 weights and activations, f32 LoRA as PEFT, same tokens, micro-batches, loss, AdamW)`
+    ? `peer: bench/peers/torch_grpo.py replaying each step's rollouts right after it (rounds interleaved ours / torch, ${threads} threads both${process.env.GLIBC_TUNABLES === MALLOC_KEEP_ENV.GLIBC_TUNABLES ? ', both with GLIBC_TUNABLES malloc settings' : ', torch with GLIBC_TUNABLES malloc settings, ours without'}; bf16 weights and activations, f32 LoRA as PEFT, same tokens, micro-batches, loss, AdamW; ${last.seqs.length} sequences, ${realTokens} tokens in ${last.micro_batches.length} micro-batch${last.micro_batches.length > 1 ? 'es' : ''}, padded to ${paddedTokens} on torch's side as TRL pads)`
     : unsupported !== null ? `no peer: ${unsupported}` : `no peer: ${TORCH_INSTALL_HINT}`;
   ctx.emit(makeFigure({ name: 'grpo.step', unit: 's', higherIsBetter: false, samples: base.runs.map((r) => r.seconds), peer: null, note: `one optimizer step: ${budget}; ${baseSteps} step${baseSteps > 1 ? 's' : ''} after a warm-up step; its split (medians, s; the grpo.step.* figures): ${stepSplit}; whole step: ${NO_PEER} (generation has no torch peer here), the training half (reference, train, optimizer) has PyTorch as peer in grpo.step.reference/.train/.optimizer` }));
   const parts: [(typeof PARTS)[number], string][] = [
