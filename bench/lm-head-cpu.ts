@@ -8,8 +8,12 @@
  *              trainer's default): forward and backward (dhidden only);
  *   full-f32:  W as f32 master weights (full fine-tune keeps the LM head f32): forward and backward
  *              with dW.
+ *   rows-lse:  the sampling rows' soft-cap + log-sum-exp alone (logits_rows_lse, the part of
+ *              logits_rows after its product) over R = 1, 4, 16 float rows of V logits, soft-cap 0
+ *              (Qwen2.5) and 30 (Gemma2), `--reps` rounds of enough calls for ~0.2 s each; prints
+ *              CPU microseconds per row and the largest |lse - float64 lse| (not part of `both`).
  * Fused and unfused runs are interleaved `--reps` times (default 3); min and median are printed.
- *   npx tsc -p bench/tsconfig.json --outDir dist/bench && OMP_NUM_THREADS=1 node dist/bench/bench/lm-head-cpu.js [--reps N] [--mode lora-bf16|full-f32|both]
+ *   npx tsc -p bench/tsconfig.json --outDir dist/bench && OMP_NUM_THREADS=1 node dist/bench/bench/lm-head-cpu.js [--reps N] [--mode lora-bf16|full-f32|both|rows-lse]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +24,7 @@ import { loadNative } from '../src/native.js';
 interface LmHeadAddon {
   _lmHeadForward(logp: Float64Array, lse: Float64Array, entropy: Float64Array | null, hidden: Float32Array, w: Uint8Array, dtype: string,
     targets: Int32Array, n: number, C: number, V: number, softcap: number, fused?: boolean): number;
+  _logitsRowsLse(logits: Float32Array, lse: Float64Array, R: number, V: number, softcap: number, reps?: number): number;
   _lmHeadBackward(dhidden: Float32Array, dw: Float32Array | null, hidden: Float32Array, w: Uint8Array, dtype: string, targets: Int32Array,
     lse: Float64Array, dlogp: Float64Array, n: number, C: number, V: number, softcap: number, fused?: boolean): number;
 }
@@ -55,8 +60,43 @@ const median = (a: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** rows-lse: CPU time of logits_rows_lse per row, and its error against a float64 log-sum-exp. */
+function rowsLse(addon: LmHeadAddon): void {
+  let s = 777;
+  const rnd = (): number => {
+    s = (s * 48271) % 2147483647;
+    return s / 2147483647;
+  };
+  console.log(`logits_rows_lse CPU microseconds per row, V=${V}, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}, ${reps} rounds`);
+  for (const cap of [0, 30])
+    for (const R of [1, 4, 16]) {
+      // logits of a trained LM's spread: normal, sd 3, a few peaks
+      const base = Float32Array.from({ length: R * V }, () => 3 * Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd()));
+      for (let r = 0; r < R; r++) base[r * V + ((r * 7919) % V)] = 25;
+      const z = base.slice(), lse = new Float64Array(R);
+      addon._logitsRowsLse(z, lse, R, V, cap, 1);
+      let err = 0;
+      for (let r = 0; r < R; r++) {
+        let mx = -Infinity;
+        const zr = Array.from(base.subarray(r * V, (r + 1) * V), (x) => (cap > 0 ? cap * Math.tanh(x / cap) : x));
+        for (const x of zr) mx = Math.max(mx, x);
+        let sum = 0;
+        for (const x of zr) sum += Math.exp(x - mx);
+        err = Math.max(err, Math.abs(lse[r]! - (mx + Math.log(sum))));
+      }
+      const calls = Math.max(1, Math.round(400 / R));
+      const t: number[] = [];
+      for (let k = 0; k < reps; k++) {
+        z.set(base);
+        t.push((cpuSeconds(() => addon._logitsRowsLse(z, lse, R, V, cap, calls)) / (calls * R)) * 1e6);
+      }
+      console.log(`  cap=${cap} R=${String(R).padEnd(2)} min ${Math.min(...t).toFixed(1)} us/row  median ${median(t).toFixed(1)} us/row  max |lse - f64| ${err.toExponential(2)}`);
+    }
+}
+
 async function main(): Promise<void> {
   const addon = loadNative() as unknown as LmHeadAddon;
+  if (modeArg === 'rows-lse') return rowsLse(addon);
   const dir = mkdtempSync(join(tmpdir(), 'lm-head-bench-'));
   try {
     await createRandomModel(dir, { architecture: 'qwen2', vocabSize: V, hiddenSize: C, numLayers: 1, numHeads: 14, numKvHeads: 2, intermediateSize: 4864 }, { seed: 1, dtype: 'BF16' });

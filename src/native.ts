@@ -116,6 +116,12 @@ export interface NativeModelConfig {
   matmulPrecision: MatmulPrecision;
   /** The device the model's weights live on: 'cpu', 'cuda:0', ... */
   device: string;
+  /**
+   * Bytes of the packed forward copies of the decoder weights (the CPU packs frozen weights once at
+   * load into the layout its forward kernels stream; one more copy of the decoder projections);
+   * 0 when none were made: a full fine-tune, another device, no AVX-512, or RREC_PACKED_WEIGHTS=0.
+   */
+  packedWeightBytes: number;
 }
 
 /** Precision of the decoder layers' matrix products against bf16-stored weights. */

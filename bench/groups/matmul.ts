@@ -7,6 +7,11 @@
  * matmul.bf16f32.*: the same weights with f32 activations (matmulPrecision 'fp32'). Rounds alternate ours (every case) and each peer
  * (every case); each side's figure for a round is the median of 5 timed batches of ~0.05 s (0.02 with --quick); the
  * peer shown is the faster one, the other is in the note.
+ * Ours runs what the model runs for frozen weights (LoRA, sampling, evaluation): W packed once
+ * into 48-column panels (impl 'packed', outside the timing, as the model does at load and as
+ * oneDNN's weights are pre-packed here); where there is no packed form (bf16f32: BF16 weights with
+ * f32 activations) the unpacked kernels. The note gives the unpacked kernels' figure too (what a
+ * full fine-tune's changing weights run).
  */
 import { makeFigure, median } from '../lib/figures.js';
 import { buildGemmPeers, runGemmPeer, type GemmCase } from '../lib/gemm-peer.js';
@@ -23,23 +28,28 @@ runGroup('matmul', async (ctx) => {
   const bf16m512: GemmCase = { op: 'fwd', dtype: 'BF16', M: 512, K, N };
   const bf16m16: GemmCase = { op: 'fwd', dtype: 'BF16', M: 16, K, N };
   // products: BF16 weights multiplied in bf16 (without AVX512_BF16 the f32 path runs: same figure as bf16f32)
-  const specs: { name: string; c: GemmCase; products?: boolean }[] = [
-    { name: 'matmul.bf16.m512', c: bf16m512, products: true },
-    { name: 'matmul.bf16.m16', c: bf16m16, products: true },
-    { name: 'matmul.bf16f32.m512', c: bf16m512 },
-    { name: 'matmul.bf16f32.m16', c: bf16m16 },
-    { name: 'matmul.f32.m512', c: { op: 'fwd', dtype: 'F32', M: 512, K, N } },
-    { name: 'matmul.f32.m16', c: { op: 'fwd', dtype: 'F32', M: 16, K, N } },
+  // packed: the packed forward runs here for this product (AVX-512; bf16 products need AVX512_BF16)
+  const packedF32 = info.avx512;
+  const packedBf16 = packedF32 && info.bf16DotCompiled === true;
+  const specs: { name: string; c: GemmCase; products?: boolean; packed: boolean }[] = [
+    { name: 'matmul.bf16.m512', c: bf16m512, products: true, packed: packedBf16 },
+    { name: 'matmul.bf16.m16', c: bf16m16, products: true, packed: packedBf16 },
+    { name: 'matmul.bf16f32.m512', c: bf16m512, packed: false },
+    { name: 'matmul.bf16f32.m16', c: bf16m16, packed: false },
+    { name: 'matmul.f32.m512', c: { op: 'fwd', dtype: 'F32', M: 512, K, N }, packed: packedF32 },
+    { name: 'matmul.f32.m16', c: { op: 'fwd', dtype: 'F32', M: 16, K, N }, packed: packedF32 },
   ];
   const timer = new MatmulTimer(addon, batchSeconds);
   const { peers, notes } = buildGemmPeers(ctx.root, info.threads);
   for (const n of notes) ctx.log(n);
   const peerCases = [...new Set(specs.map((s) => s.c))]; // each product once (bf16 and bf16f32 share theirs)
   const ours = specs.map(() => [] as number[]);
+  const unpacked = specs.map(() => [] as number[]);
   const theirs = new Map<string, number[][]>(peers.map((p) => [p.name, peerCases.map(() => [])]));
   for (let r = 0; r < rounds; r++) {
     specs.forEach((s, i) => {
-      ours[i]!.push(timer.measureMedian(s.c, 'auto', 5, s.products ?? false));
+      ours[i]!.push(timer.measureMedian(s.c, s.packed ? 'packed' : 'auto', 5, s.products ?? false));
+      if (s.packed) unpacked[i]!.push(timer.measureMedian(s.c, 'auto', 5, s.products ?? false));
     });
     for (const p of peers) runGemmPeer(p, peerCases, batchSeconds * 5).forEach((g, i) => theirs.get(p.name)![i]!.push(g));
     ctx.log(`round ${r + 1}/${rounds}`);
@@ -58,7 +68,8 @@ runGroup('matmul', async (ctx) => {
       : s.c.dtype === 'BF16'
         ? `${shape} (ours: f32 activations, matmulPrecision fp32; oneDNN: bf16 x bf16; OpenBLAS has no bf16 product)`
         : shape;
+    const layout = s.packed ? `; W packed once (48-column panels, as at model load; unpacked kernels ${formatNumber(median(unpacked[i]!))})` : '; unpacked W';
     const peerNote = best.length === 0 ? `; no peer: ${notes.join('; ') || 'no peer has this product'}` : others.length > 0 ? `; also ${others.join(', ')}` : missing;
-    ctx.emit(makeFigure({ name: s.name, unit: 'GFLOP/s', higherIsBetter: true, samples: ours[i]!, peer: best[0] ?? null, note: `${what}${peerNote}; ${rounds} rounds` }));
+    ctx.emit(makeFigure({ name: s.name, unit: 'GFLOP/s', higherIsBetter: true, samples: ours[i]!, peer: best[0] ?? null, note: `${what}${layout}${peerNote}; ${rounds} rounds` }));
   });
 });

@@ -24,6 +24,7 @@
 //   _attentionKernels(on) -> previous setting (the float attention's AVX-512 path, attention_avx512.cc)
 //   _lmHeadForward(logp, lse, entropy|null, hidden, w, dtype, targets, n, C, V, softcap, fused?, reps?)
 //   _lmHeadBackward(dhidden, dw|null, hidden, w, dtype, targets, lse, dlogp, n, C, V, softcap, fused?, reps?)
+//   _logitsRowsLse(logits, lse, R, V, softcap, reps?): the sampling rows' soft-cap + lse (logits_rows_lse)
 //     the LM head's log-softmax at the targets and its backward (model_ops.h) on hidden [n, C]
 //     (Float32Array, or Float64Array with F64 weights) against W [V, C]; logp, lse, entropy, dlogp
 //     are Float64Array, targets an Int32Array; dhidden/dw accumulate. fused (default true): the
@@ -41,6 +42,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -59,7 +61,7 @@ namespace {
 
 using cpu::Mat;
 
-enum class Impl { Auto, Generic, Avx512, Avx2 };
+enum class Impl { Auto, Generic, Avx512, Avx2, Packed };
 
 Impl implArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Impl::Auto;
@@ -75,7 +77,8 @@ Impl implArg(const Napi::CallbackInfo& info, size_t i) {
     if (!cpu::matmul_avx2_available()) throw Napi::Error::New(info.Env(), "impl \"avx2\": this CPU or binary has no AVX2 path");
     return Impl::Avx2;
   }
-  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\", \"avx512\" or \"avx2\", got \"" + s + "\"");
+  if (s == "packed") return Impl::Packed;  // forward only; checked against the Mat by the caller
+  throw Napi::TypeError::New(info.Env(), "impl must be \"auto\", \"generic\", \"avx512\", \"avx2\" or \"packed\", got \"" + s + "\"");
 }
 
 int intArg(const Napi::CallbackInfo& info, size_t i, const char* what, int min) {
@@ -161,8 +164,25 @@ double forwardT(const Napi::CallbackInfo& info, const Mat& w, int M, int K, int 
   const bool acc = info[8].As<Napi::Boolean>().Value();
   const Impl impl = implArg(info, 9);
   const int reps = repsArg(info, 10);
+  // "packed": W packed once (matmul_pack, outside the timing, as a model does at load), then the
+  // forward reads the packed panels: what the model's frozen weights run.
+  Mat wp = w;
+  std::unique_ptr<void, decltype(&std::free)> packed(nullptr, &std::free);
+  if (impl == Impl::Packed) {
+    const size_t bytes = cpu::matmul_packed_bytes(w);
+    if (!std::is_same_v<T, float> || bytes == 0)
+      throw Napi::Error::New(env, "impl \"packed\": this CPU or binary has no packed forward for these weights (AVX-512; F32, or BF16_PRODUCTS with AVX512_BF16 and an even K)");
+    packed.reset(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    if (!packed) throw Napi::Error::New(env, "impl \"packed\": out of memory");
+    timed(env, 1, [&] { cpu::matmul_pack(packed.get(), w); });
+    wp.packed = packed.get();
+  }
   return timed(info.Env(), reps, [&] {
     if constexpr (std::is_same_v<T, float>) {
+      if (impl == Impl::Packed) {
+        if (!cpu::matmul_forward_packed(out, inp, wp, bias, M, acc)) throw std::runtime_error("packed forward: unsupported call");
+        return;
+      }
       if (impl == Impl::Avx512) {
         if (!cpu::matmul_forward_avx512(out, inp, w, bias, M, acc)) throw std::runtime_error("avx512 forward: unsupported dtype");
         return;
@@ -537,6 +557,20 @@ Napi::Value LmHeadBackward(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), dbl ? lmHeadBackwardT<double>(info, w, n, C, V) : lmHeadBackwardT<float>(info, w, n, C, V));
 }
 
+template <typename T>
+double logitsRowsLseT(const Napi::CallbackInfo& info, int R, int V) {
+  T* z = floats<T>(info[0], static_cast<size_t>(R) * V, "logits");
+  double* lse = floats<double>(info[1], R, "lse");
+  const double cap = info[4].As<Napi::Number>().DoubleValue();
+  return timed(info.Env(), repsArg(info, 5), [&] { cpu::logits_rows_lse<T>(z, lse, R, V, cap); });
+}
+
+Napi::Value LogitsRowsLse(const Napi::CallbackInfo& info) {
+  const int R = intArg(info, 2, "R", 1), V = intArg(info, 3, "V", 1);
+  if (!info[4].IsNumber()) throw Napi::TypeError::New(info.Env(), "softcap must be a number");
+  return Napi::Number::New(info.Env(), isF64(info[0]) ? logitsRowsLseT<double>(info, R, V) : logitsRowsLseT<float>(info, R, V));
+}
+
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -551,6 +585,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_avx512Kernels", Napi::Function::New(env, Avx512KernelsSetEnabled, "_avx512Kernels"));
   exports.Set("_attentionKernels", Napi::Function::New(env, AttentionKernelsSetEnabled, "_attentionKernels"));
   exports.Set("_matmulSetBf16Dot", Napi::Function::New(env, MatmulSetBf16Dot, "_matmulSetBf16Dot"));
+  exports.Set("_logitsRowsLse", Napi::Function::New(env, LogitsRowsLse, "_logitsRowsLse"));
   exports.Set("_lmHeadForward", Napi::Function::New(env, LmHeadForward, "_lmHeadForward"));
   exports.Set("_lmHeadBackward", Napi::Function::New(env, LmHeadBackward, "_lmHeadBackward"));
   exports.Set("_fmaPeak", Napi::Function::New(env, FmaPeak, "_fmaPeak"));

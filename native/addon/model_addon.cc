@@ -362,6 +362,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("fullFinetune", handle->isDouble() ? handle->d->fullFinetune() : handle->f->fullFinetune());
     o.Set("matmulPrecision", (handle->isDouble() ? handle->d->bf16Products() : handle->f->bf16Products()) ? "bf16" : "fp32");
     o.Set("device", handle->isDouble() ? handle->d->backend().label() : handle->f->backend().label());
+    o.Set("packedWeightBytes", static_cast<double>(handle->isDouble() ? handle->d->packedWeightBytes() : handle->f->packedWeightBytes()));
     return o;
   }
   Napi::Value CreateAdapter(const Napi::CallbackInfo& info) {

@@ -1,4 +1,5 @@
 // Model<T>::load: config.json + safetensors -> weights, every tensor checked against the config.
+#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -216,7 +217,35 @@ std::unique_ptr<Model<T>> Model<T>::load(const std::string& dir, bool fullFinetu
     for (Weight& w : L.w) w.bf16Products = bf16Products;
   m->lmHead_.bf16Products = bf16Products;  // the embedding lookup is no product
   if (fullFinetune && bf16Products) m->makeBf16Copies();
+  if (!fullFinetune) m->packWeights();
   return m;
+}
+
+// Frozen decoder weights (every model but a full fine-tune, whose weights change each step) get
+// the backend's packed forward form where it has one (the CPU's 48-column panels: the forward then
+// streams W contiguously for every M and never packs per call; same bits as the unpacked M >= 32
+// path). Costs one more copy of the decoder projections (bf16: 2 bytes per weight).
+// RREC_PACKED_WEIGHTS=0 turns it off (read at each load).
+template <typename T>
+void Model<T>::packWeights() {
+  if constexpr (std::is_same_v<T, float>) {
+    const char* e = std::getenv("RREC_PACKED_WEIGHTS");
+    if (e && e[0] == '0') return;
+    if (!be_->supports(RREC_OP_PACK_WEIGHT, DType::F32)) return;
+    for (Layer& L : layers_)
+      for (Weight& w : L.w) {
+        if (w.empty()) continue;
+        uint64_t bytes = 0;
+        rrec_pack_weight_args a{w.raw(), rrec_tensor{nullptr, 0, 0, 0}, &bytes};
+        be_->run(RREC_OP_PACK_WEIGHT, a);
+        if (bytes == 0) continue;
+        const TensorRef dst = newArray(DType::U8, static_cast<int64_t>(bytes), false).ref();
+        a.dst = dst.raw();
+        be_->run(RREC_OP_PACK_WEIGHT, a);
+        w.packed = dst;
+        packedBytes_ += bytes;
+      }
+  }
 }
 
 // Full fine-tune keeps f32 master copies of the weights, which bf16 products cannot multiply

@@ -15,5 +15,30 @@ inline float hsum(__m512 v) {
   return _mm_cvtss_f32(q);
 }
 
+// In-register transpose of a 16x16 block of 32-bit lanes: v[i][j] -> v[j][i].
+inline void transpose16x16(__m512 v[16]) {
+  __m512 t[16];
+  for (int j = 0; j < 16; j += 2) {
+    t[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
+    t[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
+  }
+  for (int j = 0; j < 16; j += 4) {
+    v[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
+    v[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xee);
+    v[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+    v[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xee);
+  }
+  for (int j = 0; j < 4; j++) {
+    t[j] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0x88);
+    t[j + 4] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0xdd);
+    t[j + 8] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0x88);
+    t[j + 12] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0xdd);
+  }
+  for (int j = 0; j < 8; j++) {
+    v[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    v[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+  }
+}
+
 // The first min(n, 16) lanes.
 inline __mmask16 tailMask(int n) { return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u); }

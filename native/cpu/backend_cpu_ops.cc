@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "cpu/backend_cpu.h"
+#include "cpu/matmul_kernels.h"
 #include "cpu/model_ops.h"
 #include "cpu/ops.h"
 #include "cpu/paged_attention.h"
@@ -50,6 +51,10 @@ Mat mat(const rrec_matrix& w, const char* field) {
   m.cols = w.cols;
   m.bf16Products = w.bf16_products != 0;
   m.data = tensorBytes(w.t, static_cast<uint64_t>(w.rows) * w.cols * dtypeSize(m.dtype), field);
+  if (w.packed.buf) {  // written by PACK_WEIGHT for this matrix: its size is matmul_packed_bytes
+    const size_t n = matmul_packed_bytes(m);
+    if (n > 0) m.packed = tensorBytes(w.packed, n, field);
+  }
   return m;
 }
 
@@ -473,13 +478,30 @@ const char* opName(int32_t op) {
       "?",        "matmul",          "matmul_bwd_input", "matmul_bwd_weight", "lora",   "lora_bwd",     "embedding",
       "embedding_bwd", "rmsnorm",    "rmsnorm_bwd",      "rope",              "rope_bwd", "attention",  "attention_bwd",
       "paged_attention", "kv_write", "gated_act",        "gated_act_bwd",     "add",    "gather_rows",  "scatter_add_rows",
-      "cast",     "lm_head_logprobs", "lm_head_bwd",     "logits",            "sample", "grad_norm_sq", "adamw"};
+      "cast",     "lm_head_logprobs", "lm_head_bwd",     "logits",            "sample", "grad_norm_sq", "adamw",
+      "pack_weight"};
   return op > 0 && op < RREC_OP_COUNT ? names[op] : "unknown op";
+}
+
+// PACK_WEIGHT: the 48-column panels of matmul_packed.cc, where the packed forward runs for this
+// matrix (0 bytes elsewhere: the caller then keeps using the unpacked weights).
+void packWeight(const rrec_pack_weight_args& a) {
+  if (!a.bytes) bad("pack_weight: bytes must point to host memory");
+  rrec_matrix plain = a.w;
+  plain.packed = rrec_tensor{nullptr, 0, 0, 0};
+  const Mat m = mat(plain, "w");
+  const size_t n = matmul_packed_bytes(m);
+  *a.bytes = n;
+  if (!a.dst.buf || n == 0) return;
+  char* dst = tensorBytes(a.dst, n, "dst");
+  if (reinterpret_cast<uintptr_t>(dst) % 64 != 0) bad("pack_weight: dst must be 64-byte aligned");
+  matmul_pack(dst, m);
 }
 
 void runOp(int32_t op, const void* args) {
   if (!args) bad("no arguments");
   if (op == RREC_OP_CAST) return cast(*static_cast<const rrec_cast_args*>(args));
+  if (op == RREC_OP_PACK_WEIGHT) return packWeight(*static_cast<const rrec_pack_weight_args*>(args));
   const int32_t t = activationType(op, args);
   if (t == RREC_F32) return runTyped<float>(op, args);
   if (t == RREC_F64) return runTyped<double>(op, args);

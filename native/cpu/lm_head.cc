@@ -3,7 +3,11 @@
 // finite-difference build) and float with the fused path switched off take the unfused one here:
 // logits in chunks of rows (never [n, V] for the whole batch), Gemma2's final soft-cap, the
 // log-softmax gathered at the targets (+ entropy) in double with std::exp per element, its
-// backward, and the sampling rows' logits with their log-sum-exp.
+// backward, and the sampling rows' logits with their log-sum-exp (float rows: lm_head_rows_lse in
+// lm_head_fused.cc, the fused head's row kernels over tiles of 4096 columns, tiles combined in
+// double; one thread, V = 151,936: 65 -> 42-46 us per row, and 1.4-1.6 ms -> 0.09-0.19 ms with
+// Gemma2's soft-cap, whose std::tanh per element did not vectorise; lse within 2e-7 of float64
+// without the cap, 2e-6 with it: bench/lm-head-cpu.ts --mode rows-lse, 2026-12-04).
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -87,8 +91,13 @@ void lm_head_backward(T* dhidden, T* dw, const T* hidden, const Mat& w, const in
 
 template <typename T>
 void logits_rows(T* logits, double* lse, const T* hidden, const Mat& w, int R, double cap) {
-  const int V = w.rows;
   matmul_forward(logits, hidden, w, static_cast<const T*>(nullptr), R, false);
+  logits_rows_lse(logits, lse, R, w.rows, cap);
+}
+
+template <typename T>
+void logits_rows_lse(T* logits, double* lse, int R, int V, double cap) {
+  if constexpr (std::is_same_v<T, float>) return lm_head_rows_lse(logits, lse, R, V, cap);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < R; i++) {
     T* z = &logits[static_cast<size_t>(i) * V];
@@ -106,5 +115,7 @@ template void lm_head_backward<double>(double*, double*, const double*, const Ma
                                        int, int, double);
 template void logits_rows<float>(float*, double*, const float*, const Mat&, int, double);
 template void logits_rows<double>(double*, double*, const double*, const Mat&, int, double);
+template void logits_rows_lse<float>(float*, double*, int, int, double);
+template void logits_rows_lse<double>(double*, double*, int, int, double);
 
 }  // namespace rrec::cpu

@@ -12,6 +12,15 @@
 //   backward: the tile's logits recomputed (bit-identical: same rows, same product), dz = g (1[v =
 //            target] - p) cap'(z) written over them, then dhidden += dz W_tile (per-thread partial
 //            sums, added in thread order) and dW_tile += dz^T hidden (each tile its own rows of dW).
+// Row kernels (consumeRow, dlogitsRow) and run-time dispatch: the per-element work besides the
+// products (soft-cap, max, exp, sums, dz) is written twice, as portable loops that GCC vectorises
+// for the build's -march (fast_exp.h's expVec), and with AVX-512 intrinsics compiled for AVX-512
+// whatever the -march (as matmul_avx512.cc), entered where matmul_avx512_compiled() says the CPU
+// has AVX-512 (and RREC_MATMUL / matmul_avx512_set_enabled have not switched it off). The products
+// already dispatch so (matmul_forward & co.), and the AVX-512 row kernels and the tiles' double
+// combination are compiled with fp-contract off and explicit FMAs, so a prebuilt for x86-64-v2
+// computes the same bits on an AVX-512 CPU as a -march=native build (test/kernels/lm-head.test.ts
+// compares both paths with the float64 reference; the portable one differs from it in rounding).
 // Threads: the tiles of a row block (and, for a small vocabulary of under kMinItems tiles, row
 // sub-blocks of it) are split over the OpenMP team (static, contiguous), each item's products on
 // its thread alone (nested regions run single-threaded). The forward's results do not depend on
@@ -25,8 +34,20 @@
 #include <vector>
 
 #include "cpu/fast_exp.h"
+#include "cpu/matmul_kernels.h"
 #include "cpu/model_ops.h"
 #include "rrec/buffer_pool.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define RREC_LM_HEAD_AVX512 1
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC bug 105593, see matmul_avx512.cc
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#else
+#define RREC_LM_HEAD_AVX512 0
+#endif
 
 namespace rrec::cpu {
 
@@ -36,6 +57,7 @@ bool gFused = true;  // lm_head_fused_set_enabled
 
 constexpr int kRowBlock = 256;        // rows per pass over W (W streams once per block)
 constexpr int kTileFloats = 1 << 17;  // logits per tile: 512 KiB of float
+constexpr int kLseTile = 4096;         // lm_head_rows_lse: columns per tile (<= 256 terms per float lane)
 constexpr int kLanes = 16;            // partial sums per row (one zmm; fixed summation order)
 // Work items per row block: at least this many (a small vocabulary has few tiles, so the rows are
 // cut into sub-blocks of >= 32 rows too). A constant, not the thread count: results stay the same
@@ -125,6 +147,142 @@ void dlogitsRow(float* z, int n, int tgt, float g, float lf, float corr, float c
 
 }  // namespace
 
+#if RREC_LM_HEAD_AVX512
+// Everything to the pop is compiled for AVX-512 + FMA, with no contraction but the FMAs written.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma"))), apply_to = function)
+#pragma clang fp contract(off)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma")
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace {
+
+#include "cpu/avx512_lanes.h"     // tailMask (inside this anonymous namespace: see the header)
+#include "cpu/fast_exp_avx512.h"  // exp16, tanh16
+
+// consumeRow with 16 lanes per zmm: lane l sums the elements v = l (mod 16) of the full vectors,
+// then the tail's element nv + l (as the portable loops); lanes added in double in lane order.
+TileStats consumeRow512(float* z, int n, float cap) {
+  const __m512 vcap = _mm512_set1_ps(cap);
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int v = 0; v < n; v += kLanes) {
+    const __mmask16 k = tailMask(n - v);
+    __m512 x = _mm512_maskz_loadu_ps(k, z + v);
+    if (cap > 0) {
+      x = _mm512_mul_ps(vcap, tanh16(_mm512_div_ps(x, vcap)));
+      _mm512_mask_storeu_ps(z + v, k, x);
+    }
+    mx = _mm512_mask_max_ps(mx, k, mx, x);
+  }
+  const float m = _mm512_reduce_max_ps(mx);
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 s = _mm512_setzero_ps(), q = _mm512_setzero_ps();
+  for (int v = 0; v < n; v += kLanes) {
+    const __mmask16 k = tailMask(n - v);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, z + v), vm), e = exp16(d);
+    s = _mm512_mask_add_ps(s, k, s, e);
+    q = _mm512_mask_mov_ps(q, k, _mm512_fmadd_ps(e, d, q));
+  }
+  alignas(64) float sl[kLanes], ql[kLanes];
+  _mm512_store_ps(sl, s);
+  _mm512_store_ps(ql, q);
+  TileStats t{m, 0, 0};
+  for (int l = 0; l < kLanes; l++) {
+    t.s += sl[l];
+    t.q += ql[l];
+  }
+  return t;
+}
+
+// dlogitsRow with 16 lanes: dz = -g p cap'(z) everywhere, then the target's g (1 - p) cap'(z).
+void dlogitsRow512(float* z, int n, int tgt, float g, float lf, float corr, float cap) {
+  const float rawT = tgt >= 0 ? z[tgt] : 0.f;
+  const __m512 one = _mm512_set1_ps(1.0f), vng = _mm512_set1_ps(-g), vlf = _mm512_set1_ps(lf), vcorr = _mm512_set1_ps(corr),
+               vcap = _mm512_set1_ps(cap);
+  for (int v = 0; v < n; v += kLanes) {
+    const __mmask16 k = tailMask(n - v);
+    const __m512 x = _mm512_maskz_loadu_ps(k, z + v);
+    __m512 dz;
+    if (cap > 0) {
+      const __m512 t = tanh16(_mm512_div_ps(x, vcap));
+      const __m512 p = _mm512_mul_ps(exp16(_mm512_fmsub_ps(vcap, t, vlf)), vcorr);
+      dz = _mm512_mul_ps(_mm512_mul_ps(vng, p), _mm512_fnmadd_ps(t, t, one));
+    } else {
+      dz = _mm512_mul_ps(vng, _mm512_mul_ps(exp16(_mm512_sub_ps(x, vlf)), vcorr));
+    }
+    _mm512_mask_storeu_ps(z + v, k, dz);
+  }
+  if (tgt >= 0) {  // the same lane arithmetic on a vector of rawT
+    __m512 zc = _mm512_set1_ps(rawT), dcap = one;
+    if (cap > 0) {
+      const __m512 t = tanh16(_mm512_div_ps(zc, vcap));
+      zc = _mm512_mul_ps(vcap, t);
+      dcap = _mm512_fnmadd_ps(t, t, one);
+    }
+    const __m512 p = _mm512_mul_ps(exp16(_mm512_sub_ps(zc, vlf)), vcorr);
+    z[tgt] = _mm512_cvtss_f32(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(g), _mm512_sub_ps(one, p)), dcap));
+  }
+}
+
+}  // namespace
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // RREC_LM_HEAD_AVX512
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")  // the tiles' combination: the same bits whatever -march
+#endif
+namespace {
+
+// The row kernels this CPU runs: AVX-512 where matmul_avx512_compiled() (cpuid, RREC_MATMUL,
+// matmul_avx512_set_enabled), else the portable loops.
+bool rowKernels512() { return RREC_LM_HEAD_AVX512 && matmul_avx512_compiled(); }
+
+TileStats consumeRowAny(bool avx512, float* z, int n, float cap) {
+#if RREC_LM_HEAD_AVX512
+  if (avx512) return consumeRow512(z, n, cap);
+#endif
+  return consumeRow(z, n, cap);
+}
+
+void dlogitsRowAny(bool avx512, float* z, int n, int tgt, float g, float lf, float corr, float cap) {
+#if RREC_LM_HEAD_AVX512
+  if (avx512) return dlogitsRow512(z, n, tgt, g, lf, corr, cap);
+#endif
+  dlogitsRow(z, n, tgt, g, lf, corr, cap);
+}
+
+struct RowStats {
+  double lse, entropy;
+};
+
+// One row's tiles combined in double, in tile order:  M = max m_j,  S = sum s_j e^(m_j - M),
+// Q = sum e^(m_j - M) (q_j + s_j (m_j - M));  lse = M + log S,  entropy = log S - Q / S.
+RowStats combineTiles(const TileStats* st, int nT) {
+  double M = -INFINITY;
+  for (int j = 0; j < nT; j++) M = st[j].m > M ? static_cast<double>(st[j].m) : M;
+  double S = 0, Q = 0;
+  for (int j = 0; j < nT; j++) {
+    const double dm = static_cast<double>(st[j].m) - M, e = std::exp(dm);
+    S += st[j].s * e;
+    Q += e * (st[j].q + st[j].s * dm);
+  }
+  return {M + std::log(S), std::log(S) - Q / S};
+}
+
+}  // namespace
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
 bool lm_head_fused_set_enabled(bool on) {
   const bool prev = gFused;
   gFused = on;
@@ -136,6 +294,7 @@ void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const
                             const int32_t* targets, int n, int C, double softcap) {
   const int V = w.rows;
   const float cap = static_cast<float>(softcap);
+  const bool avx512 = rowKernels512();
   std::vector<TileStats> stats;
   std::vector<float> tgtLogit;
   for (int i0 = 0; i0 < n; i0 += kRowBlock) {
@@ -157,26 +316,33 @@ void lm_head_logprobs_fused(double* logp, double* lseOut, double* entropy, const
         matmul_forward(z.data(), h + static_cast<size_t>(r0) * C, subRows(w, v0, vw), static_cast<const float*>(nullptr), r1 - r0, false);
         for (int r = r0; r < r1; r++) {
           float* zr = &z[static_cast<size_t>(r - r0) * vw];
-          stats[static_cast<size_t>(r) * nT + j] = consumeRow(zr, vw, cap);
+          stats[static_cast<size_t>(r) * nT + j] = consumeRowAny(avx512, zr, vw, cap);
           const int t = tg[r] - v0;
           if (t >= 0 && t < vw) tgtLogit[r] = zr[t];  // one tile holds each target: one writer
         }
       }
     }
     for (int r = 0; r < R; r++) {
-      const TileStats* st = &stats[static_cast<size_t>(r) * nT];
-      double M = -INFINITY;
-      for (int j = 0; j < nT; j++) M = std::max(M, static_cast<double>(st[j].m));
-      double S = 0, Q = 0;
-      for (int j = 0; j < nT; j++) {
-        const double dm = static_cast<double>(st[j].m) - M, e = std::exp(dm);
-        S += st[j].s * e;
-        Q += e * (st[j].q + st[j].s * dm);
-      }
-      const double lse = M + std::log(S);
-      lseOut[i0 + r] = lse;
-      logp[i0 + r] = static_cast<double>(tgtLogit[r]) - lse;
-      if (entropy) entropy[i0 + r] = std::log(S) - Q / S;
+      const RowStats rs = combineTiles(&stats[static_cast<size_t>(r) * nT], nT);
+      lseOut[i0 + r] = rs.lse;
+      logp[i0 + r] = static_cast<double>(tgtLogit[r]) - rs.lse;
+      if (entropy) entropy[i0 + r] = rs.entropy;
+    }
+  }
+}
+
+void lm_head_rows_lse(float* logits, double* lse, int R, int V, double softcap) {
+  const float cap = static_cast<float>(softcap);
+  const bool avx512 = rowKernels512();
+  const int nT = (V + kLseTile - 1) / kLseTile;
+#pragma omp parallel
+  {
+    std::vector<TileStats> st(nT);
+#pragma omp for schedule(static)
+    for (int i = 0; i < R; i++) {
+      float* z = logits + static_cast<size_t>(i) * V;
+      for (int j = 0; j < nT; j++) st[j] = consumeRowAny(avx512, z + static_cast<size_t>(j) * kLseTile, std::min(kLseTile, V - j * kLseTile), cap);
+      lse[i] = combineTiles(st.data(), nT).lse;
     }
   }
 }
@@ -185,6 +351,7 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
                             const double* lseIn, const double* dlogp, int n, int C, double softcap) {
   const int V = w.rows;
   const float cap = static_cast<float>(softcap);
+  const bool avx512 = rowKernels512();
   // dW in bf16 products only where the forward's were (BF16-stored W), as the decoder's projections.
   const bool bf16Dw = w.bf16Products && w.dtype == DType::BF16;
   const int maxThreads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
@@ -223,7 +390,7 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
           const float lf = static_cast<float>(lse);
           const float corr = static_cast<float>(std::exp(static_cast<double>(lf) - lse));
           const int tt = targets[i0 + r] - v0;
-          dlogitsRow(&z[static_cast<size_t>(r - r0) * vw], vw, tt >= 0 && tt < vw ? tt : -1, static_cast<float>(dlogp[i0 + r]), lf,
+          dlogitsRowAny(avx512, &z[static_cast<size_t>(r - r0) * vw], vw, tt >= 0 && tt < vw ? tt : -1, static_cast<float>(dlogp[i0 + r]), lf,
                      corr, cap);
         }
         matmul_backward_input(dh + static_cast<size_t>(r0) * C, z.data(), sub, r1 - r0);

@@ -161,7 +161,9 @@ void matmul_backward_weight_generic(T* dweight, T* dbias, const T* dout, const T
 template <typename T>
 void matmul_forward(T* out, const T* inp, const Mat& w, const T* bias, int M, bool accumulate) {
   if constexpr (std::is_same_v<T, float>)
-    if (matmul_forward_avx512(out, inp, w, bias, M, accumulate) || matmul_forward_avx2(out, inp, w, bias, M, accumulate)) return;
+    if (matmul_forward_packed(out, inp, w, bias, M, accumulate) || matmul_forward_avx512(out, inp, w, bias, M, accumulate) ||
+        matmul_forward_avx2(out, inp, w, bias, M, accumulate))
+      return;
   matmul_forward_generic(out, inp, w, bias, M, accumulate);
 }
 

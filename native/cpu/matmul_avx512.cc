@@ -286,31 +286,6 @@ void packRows(float* ap, const float* src, long lds, int mr, int kc) {
   }
 }
 
-// In-register transpose of a 16x16 block of 32-bit lanes: v[i][j] -> v[j][i].
-inline void transpose16x16(__m512 v[16]) {
-  __m512 t[16];
-  for (int j = 0; j < 16; j += 2) {
-    t[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
-    t[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
-  }
-  for (int j = 0; j < 16; j += 4) {
-    v[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
-    v[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xee);
-    v[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
-    v[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xee);
-  }
-  for (int j = 0; j < 4; j++) {
-    t[j] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0x88);
-    t[j + 4] = _mm512_shuffle_f32x4(v[j], v[j + 4], 0xdd);
-    t[j + 8] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0x88);
-    t[j + 12] = _mm512_shuffle_f32x4(v[j + 8], v[j + 12], 0xdd);
-  }
-  for (int j = 0; j < 8; j++) {
-    v[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
-    v[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
-  }
-}
-
 // bp[r*kNR + j] = W[(n0 + j)*K + k0 + r] as float for j < nw (zero for nw <= j < kNR): a kNR-column
 // panel of W^T. Reads W along its rows 16 at a time and transposes 16x16 blocks in registers.
 template <class L>

@@ -79,6 +79,16 @@ int matmul_avx512_set_row_walk_m(int m);
 // has no AVX512_BF16. Returns the previous value.
 int matmul_avx512_set_bf16_dot(int on);
 
+// Weights packed ahead of the forward calls (matmul_packed.cc; Mat::packed). matmul_packable: the
+// packed kernels run here for this Mat (AVX-512; BF16 weights with bf16Products and AVX512_BF16,
+// K even; or F32 weights). matmul_packed_bytes: the size of its packed form (0: not packable);
+// matmul_pack writes it to dst (64-byte aligned, that many bytes), false when not packable.
+// matmul_forward_packed: the forward from w.packed, false (nothing done) without one.
+bool matmul_packable(const Mat& w);
+size_t matmul_packed_bytes(const Mat& w);
+bool matmul_pack(void* dst, const Mat& w);
+bool matmul_forward_packed(float* out, const float* inp, const Mat& w, const float* bias, int M, bool accumulate);
+
 // Low-rank adapter products (lora_avx512.cc), float, rank r in {1, 2, 4, 8, 16}; row-major, no
 // padding. Each returns false, doing nothing, when it cannot run here (no AVX-512, another r);
 // the caller then uses the matmul_* products.

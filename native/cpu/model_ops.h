@@ -44,6 +44,13 @@ void lm_head_backward_fused(float* dhidden, float* dw, const float* hidden, cons
 // logits[R, V] = soft-capped hidden W^T, lse[R] of each row (the sampler's log-sum-exp).
 template <typename T>
 void logits_rows(T* logits, double* lse, const T* hidden, const Mat& w, int R, double softcap);
+// logits_rows' second half: soft-caps logits [R, V] in place (softcap > 0) and writes lse[R].
+template <typename T>
+void logits_rows_lse(T* logits, double* lse, int R, int V, double softcap);
+// Its float path (lm_head_fused.cc): each row in tiles of 4096 columns consumed as the fused head's
+// tiles (soft-cap, max, sum exp over 16 float lanes with the run-time-dispatched row kernels),
+// tiles combined in double in order.
+void lm_head_rows_lse(float* logits, double* lse, int R, int V, double softcap);
 
 // sum over params of sum_i g[i]^2 (per parameter an OpenMP reduction, then summed in order).
 template <typename T>

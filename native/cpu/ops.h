@@ -22,6 +22,12 @@ struct Mat {
   // backward-input (M > 4) on CPUs with AVX512_BF16; ignored elsewhere (f32 math, same results
   // as false). Relative error of a product: about 2^-9 / sqrt(K) of the row's magnitude.
   bool bf16Products = false;
+  // The same weights packed for the forward (matmul_pack, matmul_packed.cc: 48-column panels, the
+  // layout oneDNN keeps its weights in), or null. Set by the model where matmul_packable says the
+  // packed kernels run; the forward then uses it for every M (same bits as the unpacked M >= 32
+  // path, for any M). Everything else (backward, the LM head's row ranges) reads `data`. The
+  // caller keeps it 64-byte aligned and in step with `data`.
+  const void* packed = nullptr;
 };
 
 // out[M,N] (=|+=) inp[M,K] @ W^T + bias[N] (bias may be null)

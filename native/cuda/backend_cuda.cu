@@ -292,7 +292,7 @@ const char* opName(int32_t op) {
   static const char* names[] = {"?", "matmul", "matmul_bwd_input", "matmul_bwd_weight", "lora", "lora_bwd", "embedding", "embedding_bwd",
                                 "rmsnorm", "rmsnorm_bwd", "rope", "rope_bwd", "attention", "attention_bwd", "paged_attention",
                                 "kv_write", "gated_act", "gated_act_bwd", "add", "gather_rows", "scatter_add_rows", "cast",
-                                "lm_head_logprobs", "lm_head_bwd", "logits", "sample", "grad_norm_sq", "adamw"};
+                                "lm_head_logprobs", "lm_head_bwd", "logits", "sample", "grad_norm_sq", "adamw", "pack_weight"};
   return op > 0 && op < RREC_OP_COUNT ? names[op] : "unknown op";
 }
 

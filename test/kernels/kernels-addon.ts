@@ -2,7 +2,8 @@
 // test/kernels/ and bench/kernels.ts. Not part of the library's API (src/native.ts leaves them out).
 
 /** Which implementation to run: what the model uses, the portable loops, the AVX-512 or the AVX2 kernels. */
-export type KernelImpl = 'auto' | 'generic' | 'avx512' | 'avx2';
+/** 'packed': forward only, W packed once before the timed calls (as the model packs frozen weights at load). */
+export type KernelImpl = 'auto' | 'generic' | 'avx512' | 'avx2' | 'packed';
 /** Stored weight dtypes; F64 goes with Float64Array activations (the double build). */
 export type WeightDtype = 'F32' | 'BF16' | 'F16' | 'F64' | 'BF16_PRODUCTS'; // BF16_PRODUCTS: BF16 weights multiplied in bf16 (Mat::bf16Products)
 export type Floats = Float32Array | Float64Array;
@@ -44,6 +45,8 @@ export interface LmHeadExports {
     logp: Float64Array, lse: Float64Array, entropy: Float64Array | null, hidden: Floats, w: Uint8Array, dtype: WeightDtype,
     targets: Int32Array, n: number, C: number, V: number, softcap: number, fused?: boolean, reps?: number,
   ): number;
+  /** The sampling rows' second half (logits_rows_lse): soft-caps logits [R,V] in place (softcap > 0), writes lse [R]. Returns seconds for `reps` runs. */
+  _logitsRowsLse(logits: Floats, lse: Float64Array, R: number, V: number, softcap: number, reps?: number): number;
   /** dhidden [n,C] += dz W, dw [V,C] += dz^T hidden (dw may be null), dz from dlogp and the forward's lse. */
   _lmHeadBackward(
     dhidden: Floats, dw: Floats | null, hidden: Floats, w: Uint8Array, dtype: WeightDtype, targets: Int32Array,

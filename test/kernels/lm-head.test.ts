@@ -18,12 +18,22 @@
 // error relatively), plus for bf16 products the rounding of the factors to bf16 (8 significant
 // bits: 2^-8 relative each): 2^-8 for dhidden (dz rounded, W stored in bf16) and 2^-7 for the
 // fused path's dW (dz and hidden rounded; the unfused path's dW is f32).
+//
+// Where the CPU has AVX-512 the fused path runs its row kernels (soft-cap, max, exp, sums, dz:
+// lm_head_fused.cc) as AVX-512 intrinsics compiled for AVX-512 whatever the build's -march; with
+// _avx512Kernels(false) it runs the portable loops (and the products the AVX2 or portable ones,
+// f32 products: bf16Products needs AVX512_BF16, so that run's reference multiplies the unrounded
+// hidden and takes no bf16 allowance). Both are held to the same bounds and to each other.
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/native.js';
 import { encodeTensorData, roundToDtype } from '../helpers/safetensors-writer.js';
 import type { LmHeadExports } from './kernels-addon.js';
 
-const addon = loadNative() as unknown as LmHeadExports;
+const addon = loadNative() as unknown as LmHeadExports & {
+  _avx512Kernels(on: boolean): boolean;
+  _matmulKernelInfo(): { avx512: boolean };
+};
+const hasAvx512 = addon._matmulKernelInfo().avx512;
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -193,6 +203,29 @@ describe('LM head log-softmax: fused and unfused against a float64 reference', (
       // fused against unfused: each within its bound of the reference, so within the sum of both
       const f = results.fused!, u = results.unfused!;
       worst['fused-unfused logp'] = within(f.logp, u.logp, (i) => 2 * (2 * ref.E[i]! + 2e-6), 'fused vs unfused logp');
+      if (hasAvx512) {
+        // the fused path with every AVX-512 kernel off (the portable row loops) against its reference
+        const was = addon._avx512Kernels(false);
+        let p: Result;
+        try {
+          p = run(c, s, true);
+        } finally {
+          addon._avx512Kernels(was);
+        }
+        const pref = bf ? reference(c, { ...s, H: Float64Array.from(s.hidden) }) : ref;
+        const ptolD = 4 * Math.max(...pref.E) + 1e-5;
+        worst['portable lse'] = within(p.lse, pref.lse, (i) => pref.E[i]! + 2e-6, 'portable lse');
+        worst['portable logp'] = within(p.logp, pref.logp, (i) => 2 * pref.E[i]! + 2e-6, 'portable logp');
+        worst['portable entropy'] = within(p.ent, pref.ent, (i) => 4 * pref.E[i]! + 1e-5, 'portable entropy');
+        worst['portable dhidden'] = within(p.dh, pref.dh, (i) => ptolD * pref.dhMag[i]! + 1e-9, 'portable dhidden');
+        worst['portable dW'] = within(p.dw, pref.dw, (i) => ptolD * pref.dwMag[i]! + 1e-9, 'portable dW');
+        if (!bf) {
+          // the same products' reference: the two paths within the sum of their bounds of each other
+          worst['avx512-portable lse'] = within(f.lse, p.lse, (i) => 2 * (ref.E[i]! + 2e-6), 'avx512 vs portable lse');
+          worst['avx512-portable entropy'] = within(f.ent, p.ent, (i) => 2 * (4 * ref.E[i]! + 1e-5), 'avx512 vs portable entropy');
+          worst['avx512-portable dhidden'] = within(f.dh, p.dh, (i) => 2 * (tolD * ref.dhMag[i]! + 1e-9), 'avx512 vs portable dhidden');
+        }
+      }
       // bit-reproducible run to run (fixed thread count)
       const again = run(c, s, true);
       expect(Buffer.from(again.logp.buffer).equals(Buffer.from(f.logp.buffer))).toBe(true);
@@ -201,6 +234,48 @@ describe('LM head log-softmax: fused and unfused against a float64 reference', (
       expect(Buffer.from(again.dw.buffer).equals(Buffer.from(f.dw.buffer))).toBe(true);
       // the worst error as a fraction of its bound, per quantity (read with --reporter=verbose)
       console.log(tag, Object.entries(worst).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
+    });
+  }
+});
+
+// The sampling rows' log-sum-exp (logits_rows_lse: lm_head.cc, float rows through
+// lm_head_fused.cc's row kernels in tiles of 4096 columns, tiles combined in double). Bounds: the
+// capped logit within 3e-7 cap + 2^-23 |z| of cap tanh(z / cap) (float tanh's absolute error and
+// the float result's rounding), lse within 2e-6 + 3e-7 cap (float partial sums of <= 256 terms per
+// lane, expVec 1.4 ulp, and the cap's error, which moves lse by at most the largest logit error).
+describe('LM head sampling rows: soft-cap and log-sum-exp against a float64 reference', () => {
+  for (const [R, V, cap] of [
+    [1, 151936, 0],
+    [3, 151936, 30],
+    [5, 10007, 0],
+    [4, 4095, 50],
+  ] as const) {
+    it(`R=${R} V=${V} cap=${cap}`, () => {
+      const next = rng(R * 31 + V + cap);
+      const base = Float32Array.from({ length: R * V }, () => next() * 12);
+      // soft-capped rows get a peak above the cap; the others none (the float sums' worst case)
+      if (cap > 0) for (let r = 0; r < R; r++) base[r * V + ((r * 7919) % V)] = 40;
+      const capped = Float64Array.from(base, (x) => (cap > 0 ? cap * Math.tanh(x / cap) : x));
+      const lseRef = new Float64Array(R);
+      for (let r = 0; r < R; r++) {
+        let mx = -Infinity, sum = 0;
+        for (let v = 0; v < V; v++) mx = Math.max(mx, capped[r * V + v]!);
+        for (let v = 0; v < V; v++) sum += Math.exp(capped[r * V + v]! - mx);
+        lseRef[r] = mx + Math.log(sum);
+      }
+      const paths: [string, boolean][] = hasAvx512 ? [['avx512', true], ['portable', false]] : [['portable', false]];
+      for (const [name, on] of paths) {
+        const was = addon._avx512Kernels(on);
+        const z = base.slice(), lse = new Float64Array(R);
+        try {
+          addon._logitsRowsLse(z, lse, R, V, cap);
+        } finally {
+          addon._avx512Kernels(was);
+        }
+        within(z, capped, (i) => 3e-7 * cap + 2 ** -23 * Math.abs(capped[i]!), `${name} capped logits`);
+        const w = within(lse, lseRef, () => 2e-6 + 3e-7 * cap, `${name} lse`);
+        console.log(`R=${R} V=${V} cap=${cap} ${name}: worst lse error / bound ${w.toFixed(3)}`);
+      }
     });
   }
 });

@@ -21,7 +21,7 @@ describe.skipIf(noCmake)('test_backend_ops', () => {
     expect(Number(summary![1])).toBeGreaterThan(500);
     // the run-time loaded CPU backend joined the test without any test code of its own
     expect(out).toMatch(/== cputest: ok/);
-    expect(out).toMatch(/backend badabi +unavailable: the library was built for backend ABI version 99/);
+    expect(out).toMatch(/backend badabi +unavailable: the library was built for backend ABI version 100/);
     // every CUDA kernel under the emulator (native/cuda built by g++ as librrec_cuda_emu.so)
     expect(out).toMatch(/backend cuda-emu +available/);
     expect(out).toMatch(/== cuda-emu: ok/);

@@ -50,8 +50,13 @@ struct Weight {
   int rows = 0, cols = 0;
   // Multiply in bf16 where the backend can (see rrec_matrix::bf16_products).
   bool bf16Products = false;
+  // The backend's packed forward form of these weights (RREC_OP_PACK_WEIGHT), or empty. Only for
+  // weights that do not change after it is made (the model packs frozen weights only).
+  TensorRef packed;
   bool empty() const { return t.empty(); }
-  rrec_matrix raw() const { return rrec_matrix{t.raw(), rows, cols, bf16Products ? 1 : 0, 0}; }
+  rrec_matrix raw() const {
+    return rrec_matrix{t.raw(), rows, cols, bf16Products ? 1 : 0, 0, packed.empty() ? rrec_tensor{nullptr, 0, 0, 0} : packed.raw()};
+  }
 };
 
 // Owned through std::shared_ptr (openDevice makes them): every DeviceArray keeps its backend alive,

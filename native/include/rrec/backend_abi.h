@@ -28,7 +28,8 @@
 extern "C" {
 #endif
 
-#define RREC_BACKEND_ABI_VERSION 1u
+/* 2: rrec_matrix.packed and RREC_OP_PACK_WEIGHT (weights packed once for the forward). */
+#define RREC_BACKEND_ABI_VERSION 2u
 
 /* Element types; the values equal rrec::DType's (native/include/rrec/dtype.h). */
 enum rrec_dtype { RREC_F32 = 0, RREC_BF16 = 1, RREC_F16 = 2, RREC_F64 = 3, RREC_I32 = 4, RREC_U8 = 5 };
@@ -65,6 +66,10 @@ typedef struct rrec_matrix {
    * that cannot must give the f32 result. */
   int32_t bf16_products;
   int32_t reserved;
+  /* Absent, or the same weights in this backend's packed forward layout, written by
+   * RREC_OP_PACK_WEIGHT for this very matrix (same t, shape and bf16_products) and kept in step
+   * with t by the caller. MATMUL may read it instead of t; every other op reads t. */
+  rrec_tensor packed;
 } rrec_matrix;
 
 typedef struct rrec_device_info {
@@ -109,6 +114,7 @@ enum rrec_op {
   RREC_OP_SAMPLE,              /* rrec_sample_args: one token per draw */
   RREC_OP_GRAD_NORM_SQ,        /* rrec_grad_norm_args: sum of squared gradients */
   RREC_OP_ADAMW,               /* rrec_adamw_args: one AdamW update over a parameter set */
+  RREC_OP_PACK_WEIGHT,         /* rrec_pack_weight_args: the packed forward form of a weight */
   RREC_OP_COUNT
 };
 
@@ -331,6 +337,16 @@ typedef struct rrec_adamw_param {
 /* Per element, as torch.optim.AdamW after clip_grad_norm_:
  *   g = grad * clip; value *= decay; m += (g - m)(1 - beta1); v = v beta2 + g^2 (1 - beta2);
  *   value -= step_size * m / (sqrt(v) / bc2sqrt + eps)   (step_size = lr / bc1, decay = 1 - lr wd) */
+/* PACK_WEIGHT: *bytes (host) = the size of w's packed forward form on this backend, 0 when it
+ * has none for this matrix (dtype, shape, bf16_products, CPU features) or the forward would not
+ * gain from one; then, when dst is present (64-byte aligned, at least *bytes), writes it. A
+ * backend without packed forms does not support the op (supports() = 0). */
+typedef struct rrec_pack_weight_args {
+  rrec_matrix w;
+  rrec_tensor dst;
+  uint64_t* bytes; /* host, written */
+} rrec_pack_weight_args;
+
 typedef struct rrec_adamw_args {
   const rrec_adamw_param* params; /* host [count] */
   int32_t count;

@@ -139,6 +139,8 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   bool fullFinetune() const { return full_; }
   bool bf16Products() const { return bf16Products_; }
+  // Bytes of the packed forward copies of the decoder weights (0: none; see packWeights).
+  uint64_t packedWeightBytes() const { return packedBytes_; }
   Backend& backend() const { return *be_; }
   const std::shared_ptr<Backend>& backendPtr() const { return be_; }
   // Trainable weights in full fine-tune mode (empty otherwise).
@@ -186,6 +188,7 @@ class Model {
   ModelConfig cfg_;
   bool full_ = false;
   bool bf16Products_ = false;
+  uint64_t packedBytes_ = 0;  // packWeights' copies
   std::shared_ptr<Backend> be_;
   std::unique_ptr<SafetensorsSet> files_;
   Weight embed_, lmHead_;
@@ -200,6 +203,7 @@ class Model {
 
   void loadWeights();
   void makeBf16Copies();
+  void packWeights();
   Weight matrix(const std::string& name, int rows, int cols, bool trainable, TensorRef* grad);
   void vectorParam(const std::string& name, int size, DeviceArray& dst, TensorRef* grad);
   DeviceArray& newArray(DType t, int64_t n, bool zeroed);
