@@ -92,6 +92,7 @@ runGroup('grpo', async (ctx) => {
   const lm = await CausalLM.load(model.dir, { matmulPrecision: cfg.matmul_precision }); // as the trainer loads it
   const adapter = lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed });
   const optimizer = lm.createOptimizer(adapter);
+  const adapterShape = adapter.params().map((p) => p.shape);
   const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
   const combined = rewardFromConfig(cfg);
   const reward = (ex: { label: number }, s: { text?: string }) => {
@@ -227,6 +228,8 @@ runGroup('grpo', async (ctx) => {
   const base = results.get('grpo.step')!;
   const part = (k: string) => base.runs.map((r) => r.metrics[k]!);
   const baseMedian = median(base.runs.map((r) => r.seconds));
+  const adapterTensors = adapterShape.length;
+  const adapterParams = adapterShape.reduce((n, shape) => n + shape.reduce((x, y) => x * y, 1), 0);
   const stepSplit = PARTS.map((k) => `${k} ${median(base.runs.map((r) => partOf(r, k))).toFixed(k === 'score' || k === 'optimizer' ? 4 : 2)}`).join(', ');
   // torch pads each micro-batch on the right to its longest sequence (as TRL pads); ours packs them
   const last = base.runs[base.runs.length - 1]!.replay!;
@@ -247,7 +250,7 @@ runGroup('grpo', async (ctx) => {
   for (const [name, what] of parts) {
     const withPeer = name === 'reference' || name === 'train' || name === 'optimizer';
     const peerSamples = withPeer ? peerRuns.map((p) => p[name]) : [];
-    const extra = name === 'train' && check !== null ? `; ${check}` : '';
+    const extra = name === 'train' && check !== null ? `; ${check}` : name === 'optimizer' ? `; ${adapterParams} adapter parameters in ${adapterTensors} tensors: a few ms of work on either side, so on a loaded machine this mostly measures thread wake-ups (torch's AdamW takes its per-tensor loop on the CPU, TRL's default, ~a dozen small parallel ops per tensor)` : '';
     ctx.emit(
       makeFigure({
         name: `grpo.step.${name}`, unit: 's', higherIsBetter: false, samples: base.runs.map((r) => partOf(r, name)),
