@@ -31,7 +31,7 @@ const GROUPS: { name: string; prefix: string; env: Record<string, string> }[] = 
   { name: 'matmul', prefix: 'matmul.', env: MALLOC_KEEP_ENV },
   { name: 'layer', prefix: 'train.', env: MALLOC_KEEP_ENV },
   { name: 'sample', prefix: 'sample.', env: MALLOC_KEEP_ENV },
-  { name: 'grpo', prefix: 'grpo.', env: {} },
+  { name: 'grpo', prefix: 'grpo.', env: MALLOC_KEEP_ENV }, // torch_grpo.py peers grpo.step's training half
 ];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; json: string | null; only: string[] | null } {

@@ -92,6 +92,7 @@ runGroup('grpo', async (ctx) => {
   const lm = await CausalLM.load(model.dir, { matmulPrecision: cfg.matmul_precision }); // as the trainer loads it
   const adapter = lm.createLora({ rank: cfg.lora_r, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: cfg.lora_target_modules, seed: cfg.seed });
   const optimizer = lm.createOptimizer(adapter);
+  const adapterShape = adapter.params().map((p) => p.shape);
   const engine = new Engine(lm, { tokenizer, kvBudgetBytes: Math.min(kvMemoryBudgetBytes(cfg.kv_memory_budget, freemem()), 4 * 2 ** 30) });
   const combined = rewardFromConfig(cfg);
   const reward = (ex: { label: number }, s: { text?: string }) => {
@@ -227,10 +228,16 @@ runGroup('grpo', async (ctx) => {
   const base = results.get('grpo.step')!;
   const part = (k: string) => base.runs.map((r) => r.metrics[k]!);
   const baseMedian = median(base.runs.map((r) => r.seconds));
+  const adapterTensors = adapterShape.length;
+  const adapterParams = adapterShape.reduce((n, shape) => n + shape.reduce((x, y) => x * y, 1), 0);
   const stepSplit = PARTS.map((k) => `${k} ${median(base.runs.map((r) => partOf(r, k))).toFixed(k === 'score' || k === 'optimizer' ? 4 : 2)}`).join(', ');
+  // torch pads each micro-batch on the right to its longest sequence (as TRL pads); ours packs them
+  const last = base.runs[base.runs.length - 1]!.replay!;
+  const realTokens = last.seqs.reduce((a, x) => a + x.tokens.length, 0);
+  const paddedTokens = last.micro_batches.reduce((a, idx) => a + idx.length * Math.max(...idx.map((k) => last.seqs[k]!.tokens.length)), 0);
   const peerName = peer ? `PyTorch ${peer.version} bf16 (replayed rollouts)` : null;
   const peerWhy = peer
-    ? `peer: bench/peers/torch_grpo.py replaying each step's rollouts right after it (rounds interleaved ours / torch, ${threads} threads both${process.env.GLIBC_TUNABLES === MALLOC_KEEP_ENV.GLIBC_TUNABLES ? ', both with GLIBC_TUNABLES malloc settings' : ', torch with GLIBC_TUNABLES malloc settings, ours without'}; bf16 weights and activations, f32 LoRA as PEFT, same tokens, micro-batches, loss, AdamW)`
+    ? `peer: bench/peers/torch_grpo.py replaying each step's rollouts right after it (rounds interleaved ours / torch, ${threads} threads both${process.env.GLIBC_TUNABLES === MALLOC_KEEP_ENV.GLIBC_TUNABLES ? ', both with GLIBC_TUNABLES malloc settings' : ', torch with GLIBC_TUNABLES malloc settings, ours without'}; bf16 weights and activations, f32 LoRA as PEFT, same tokens, micro-batches, loss, AdamW; ${last.seqs.length} sequences, ${realTokens} tokens in ${last.micro_batches.length} micro-batch${last.micro_batches.length > 1 ? 'es' : ''}, padded to ${paddedTokens} on torch's side as TRL pads)`
     : unsupported !== null ? `no peer: ${unsupported}` : `no peer: ${TORCH_INSTALL_HINT}`;
   ctx.emit(makeFigure({ name: 'grpo.step', unit: 's', higherIsBetter: false, samples: base.runs.map((r) => r.seconds), peer: null, note: `one optimizer step: ${budget}; ${baseSteps} step${baseSteps > 1 ? 's' : ''} after a warm-up step; its split (medians, s; the grpo.step.* figures): ${stepSplit}; whole step: ${NO_PEER} (generation has no torch peer here), the training half (reference, train, optimizer) has PyTorch as peer in grpo.step.reference/.train/.optimizer` }));
   const parts: [(typeof PARTS)[number], string][] = [
@@ -243,7 +250,7 @@ runGroup('grpo', async (ctx) => {
   for (const [name, what] of parts) {
     const withPeer = name === 'reference' || name === 'train' || name === 'optimizer';
     const peerSamples = withPeer ? peerRuns.map((p) => p[name]) : [];
-    const extra = name === 'train' && check !== null ? `; ${check}` : '';
+    const extra = name === 'train' && check !== null ? `; ${check}` : name === 'optimizer' ? `; ${adapterParams} adapter parameters in ${adapterTensors} tensors: a few ms of work on either side, so on a loaded machine this mostly measures thread wake-ups (torch's AdamW takes its per-tensor loop on the CPU, TRL's default, ~a dozen small parallel ops per tensor)` : '';
     ctx.emit(
       makeFigure({
         name: `grpo.step.${name}`, unit: 's', higherIsBetter: false, samples: base.runs.map((r) => partOf(r, name)),

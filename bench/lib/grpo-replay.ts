@@ -13,8 +13,9 @@
  * nothing. So the check replays the same tokens with seeded advantages (uniform in [-1, 1]), a
  * seeded adapter (B uniform in +-0.05, so the policy is far from the reference) and old log-probs
  * = ours minus seeded offsets in [-0.4, 0.4] (ratios on both sides of the clip range), computed in
- * f32 on both sides (bf16 weights widened; bf16 products round activations differently in torch and
- * here, ~1e-2 in a log-prob, which a ratio turns into ~1% of the loss), without dropout.
+ * f32 on both sides (bf16 weights widened; bf16 products round activations at different points in
+ * torch (every op's output) and here (the products' inputs), and exp(logp - old) magnifies that in
+ * the loss), without dropout.
  */
 import { writeFileSync } from 'node:fs';
 import type { CausalLM, GeneratedSample, GrpoStepConfig, LoraAdapter } from '../../src/index.js';
